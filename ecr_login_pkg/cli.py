@@ -1,0 +1,127 @@
+"""Command line: parse arguments, run the command, map outcomes to exit codes. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
+from .errors import EX_OK, EcrLoginError, UsageError
+from .logs import DEBUG, INFO, WARNING, Log, redact
+
+COMMANDS = ("login", "status", "logout")
+VALUE_OPTIONS = {"--region", "--profile", "--endpoint-url", "--store", "--config", "--metrics-file"}
+EX_SOFTWARE = 70
+
+EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
+(network, throttling, 5xx, lock held: retried on the next run), 77 denied by AWS
+or the registry, 78 configuration or store file error; status: 0 ok, 1 warning, 2 critical.
+See ecr-login(8)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG})")
+    parser.add_argument("--region", help="AWS region for the default registry")
+    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or the default chain)")
+    parser.add_argument("--endpoint-url", metavar="URL", help="ECR API endpoint (default: AWS_ENDPOINT_URL_ECR)")
+    parser.add_argument("--store", choices=STORE_NAMES, help="where to store logins (default: docker if on PATH, else file)")
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    level.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ecr-login",
+        description="Keep Amazon ECR registry logins fresh for docker, podman, skopeo and helm.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    login = commands.add_parser("login", help="log in where due (the default command)", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    login.add_argument("registries", nargs="*", metavar="REGISTRY", help="registry hostnames or config section names")
+    _common(login)
+    login.add_argument("--force", action="store_true", help="refresh even when not due")
+    login.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    login.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here")
+
+    status = commands.add_parser("status", help="show each login's expiry; non-zero when any is bad", epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("registries", nargs="*", metavar="REGISTRY")
+    _common(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    logout = commands.add_parser("logout", help="remove the logins ecr-login stored", epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    logout.add_argument("registries", nargs="*", metavar="REGISTRY")
+    _common(logout)
+    return parser
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """``ecr-login [opts] [REGISTRY...]`` means ``ecr-login login ...``."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-h", "--help", "--version"):
+            return argv
+        elif arg in VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            if arg in COMMANDS:
+                return argv
+            break
+    return ["login", *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    log = Log()
+    try:
+        args = build_parser().parse_args(with_default_command(args_list))
+        log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
+        overrides = Overrides(
+            config_path=args.config,
+            region=args.region,
+            profile=args.profile,
+            endpoint_url=args.endpoint_url,
+            store=args.store,
+            metrics_file=getattr(args, "metrics_file", None),
+            registries=tuple(args.registries),
+        )
+        settings = load(overrides, os.environ)
+        if args.command == "status":
+            from .status import show
+
+            return show(settings, os.environ, args.json)
+        if args.command == "logout":
+            from .logout import run_logout
+
+            return run_logout(settings, os.environ, log)
+        from .refresh import run_login
+
+        return run_login(settings, os.environ, log, force=args.force, dry_run=args.dry_run)
+    except EcrLoginError as exc:
+        log.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say what and where, never the secret-bearing details
+        log.error(redact(f"internal error: {type(exc).__name__}: {exc} (please report this)"))
+        if os.environ.get("ECR_LOGIN_DEBUG"):
+            raise
+        return EX_SOFTWARE
+    return EX_OK

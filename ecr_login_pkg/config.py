@@ -1,0 +1,407 @@
+"""Read ``ecr-login.conf``, the environment and the flags into validated, plain settings.
+
+Every bad value is rejected here, as one line naming the file, the line, the key
+and a fix, so nothing downstream ever sees a half-valid configuration.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from . import paths
+from .errors import ConfigError
+from .registry import Registry, host_for, is_login_address, parse_host, validate_account, validate_region
+
+DEFAULT_CONFIG = "/etc/ecr-login/ecr-login.conf"
+DEFAULTS_SECTION = "defaults"
+STORE_NAMES = ("docker", "file", "containers", "helm")
+TOKEN_SOURCES = ("boto3", "awscli")
+TOKEN_LIFETIME = 12 * 3600.0
+
+DEFAULTS_KEYS = {
+    "region", "profile", "role_arn", "endpoint_url", "refresh_margin", "stores", "token_source",
+    "docker_config", "metrics_file", "timeout", "lock_timeout",
+}
+REGISTRY_KEYS = {"host", "account", "region", "profile", "role_arn", "endpoint_url", "stores", "store_as", "token_source"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One registry to keep logged in, with everything needed to fetch and store its login.
+
+    ``registry`` is None for the zero-config default: the caller's own registry,
+    learnt from the token answer (as ``aws ecr get-login-password`` does).
+    """
+
+    name: str
+    registry: Registry | None
+    region: str
+    stores: tuple[str, ...]
+    profile: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None
+    token_source: str = "boto3"
+    store_as: str | None = None
+
+    @property
+    def public(self) -> bool:
+        return self.registry is not None and self.registry.public
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str | None
+    state_dir: str
+    docker_config_file: str
+    refresh_margin: float = 6 * 3600.0
+    timeout: float = 120.0
+    lock_timeout: float = 60.0
+    metrics_file: str | None = None
+    targets: tuple[Target, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line says; None means 'not given'."""
+
+    config_path: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    store: str | None = None
+    metrics_file: str | None = None
+    registries: tuple[str, ...] = ()
+
+
+class _Source:
+    """Turns (section, key) into 'FILE:LINE: [section] key' for error messages."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines: dict[tuple[str, str], int] = {}
+        self.sections: dict[str, int] = {}
+        section = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if stripped.startswith("[") and stripped.endswith("]"):
+                section = stripped[1:-1].strip()
+                self.sections.setdefault(section, number)
+            elif stripped and stripped[0] not in "#;" and not line[:1].isspace():
+                key = re.split(r"[=:]", stripped, maxsplit=1)[0].strip().lower()
+                self.lines.setdefault((section, key), number)
+
+    def where(self, section: str, key: str | None = None) -> str:
+        line = self.lines.get((section, key or ""), self.sections.get(section, 0)) if key else self.sections.get(section, 0)
+        place = f"{self.path}:{line}" if line else self.path
+        return f"{place}: [{section}] {key}" if key else f"{place}: [{section}]"
+
+    def fail(self, section: str, key: str | None, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where(section, key)}: {problem}")
+
+
+def parse_duration(text: str) -> float:
+    """'6h', '90m', '1h30m', '45s' or plain seconds."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.fullmatch(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?", value)
+    if not value or parts is None or not any(parts.groups()):
+        raise ValueError(f"'{text}' is not a duration (use e.g. 6h, 90m, 1h30m or seconds)")
+    hours, minutes, seconds = (int(group or 0) for group in parts.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _hint(key: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+
+
+def _read_file(path: str, explicit: bool) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: configuration file not found (check --config)") from None
+        return None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read configuration file: permission denied (it must be readable by this user)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: configuration file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+
+
+def _parse_ini(path: str, text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        default_section="\0no-default-section", interpolation=None, strict=True, empty_lines_in_values=False
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: a key appears before any [section] (start with [defaults])") from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] appears twice (merge the two sections)") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] {exc.option} is set twice (keep one)") from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0] if exc.errors else 0
+        raise ConfigError(f"{path}:{lineno}: not 'key = value' or '[section]' syntax") from None
+    return parser
+
+
+def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower() for name in re.split(r"[,\s]+", value) if name.strip())
+    if not names:
+        raise source.fail(section, "stores", f"is empty (use one or more of: {', '.join(STORE_NAMES)})")
+    for name in names:
+        if name not in STORE_NAMES:
+            raise source.fail(section, "stores", f"unknown store '{name}' ({_hint(name, set(STORE_NAMES))})")
+    if len(set(names)) != len(names):
+        raise source.fail(section, "stores", "names a store twice")
+    return names
+
+
+def _endpoint(source: _Source | None, section: str, value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        problem = f"'{value}' is not a URL (expected http(s)://HOST[:PORT])"
+        if source is None:
+            raise ConfigError(f"endpoint URL {problem}")
+        raise source.fail(section, "endpoint_url", problem)
+    return value
+
+
+def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str | None:
+    """The region of the AWS CLI profile, read without importing botocore."""
+    config_file = environ.get("AWS_CONFIG_FILE") or os.path.join(paths.home(environ), ".aws", "config")
+    name = profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(config_file, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return None
+    for section in (name if name == "default" else f"profile {name}", name):
+        if parser.has_option(section, "region"):
+            return parser.get(section, "region").strip() or None
+    return None
+
+
+def env_endpoint(environ: Mapping[str, str], public: bool) -> str | None:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too."""
+    service_variable = "AWS_ENDPOINT_URL_ECR_PUBLIC" if public else "AWS_ENDPOINT_URL_ECR"
+    return environ.get(service_variable) or environ.get("AWS_ENDPOINT_URL") or None
+
+
+def default_stores(environ: Mapping[str, str]) -> tuple[str, ...]:
+    return ("docker",) if paths.which("docker", environ) else ("file",)
+
+
+def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Build the settings for one run: file, then environment, then flags."""
+    path = overrides.config_path or environ.get("ECR_LOGIN_CONFIG") or DEFAULT_CONFIG
+    explicit = bool(overrides.config_path or environ.get("ECR_LOGIN_CONFIG"))
+    text = _read_file(path, explicit)
+    parser = _parse_ini(path, text) if text is not None else configparser.ConfigParser(default_section="\0none")
+    source = _Source(path, text or "")
+
+    defaults: dict[str, str] = dict(parser.items(DEFAULTS_SECTION)) if parser.has_section(DEFAULTS_SECTION) else {}
+    for key in defaults:
+        if key not in DEFAULTS_KEYS:
+            hint = "it belongs in a registry section" if key in REGISTRY_KEYS else _hint(key, DEFAULTS_KEYS)
+            raise source.fail(DEFAULTS_SECTION, key, f"unknown key ({hint})")
+
+    def number(key: str, default: float, low: float, high: float) -> float:
+        if key not in defaults:
+            return default
+        try:
+            value = parse_duration(defaults[key])
+        except ValueError as exc:
+            raise source.fail(DEFAULTS_SECTION, key, str(exc)) from None
+        if not low <= value <= high:
+            raise source.fail(DEFAULTS_SECTION, key, f"must be between {low:g}s and {high:g}s")
+        return value
+
+    refresh_margin = number("refresh_margin", 6 * 3600.0, 0, TOKEN_LIFETIME - 60)
+    timeout = number("timeout", 120.0, 1, 3600)
+    lock_timeout = number("lock_timeout", 60.0, 0, 3600)
+
+    base_region = overrides.region or defaults.get("region") or None
+    if overrides.region:
+        validate_region(overrides.region)
+    elif base_region:
+        try:
+            validate_region(base_region)
+        except ConfigError as exc:
+            raise source.fail(DEFAULTS_SECTION, "region", str(exc)) from None
+    base_stores = _stores(source, DEFAULTS_SECTION, defaults["stores"]) if "stores" in defaults else None
+    base_source = defaults.get("token_source", "boto3").strip().lower()
+    if base_source not in TOKEN_SOURCES:
+        raise source.fail(DEFAULTS_SECTION, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
+    base_endpoint = _endpoint(source, DEFAULTS_SECTION, defaults["endpoint_url"]) if defaults.get("endpoint_url") else None
+    if overrides.endpoint_url:
+        _endpoint(None, "", overrides.endpoint_url)
+
+    docker_dir = defaults.get("docker_config") or None
+    if docker_dir and not os.path.isabs(docker_dir):
+        raise source.fail(DEFAULTS_SECTION, "docker_config", "must be an absolute directory path")
+    metrics_file = overrides.metrics_file or defaults.get("metrics_file") or None
+    if metrics_file and not os.path.isabs(metrics_file):
+        raise source.fail(DEFAULTS_SECTION, "metrics_file", "must be an absolute path")
+
+    template = Target(
+        name="",
+        registry=None,
+        region=base_region or "",
+        stores=base_stores or default_stores(environ),
+        profile=overrides.profile or defaults.get("profile") or None,
+        role_arn=defaults.get("role_arn") or None,
+        endpoint_url=overrides.endpoint_url or base_endpoint,
+        token_source=base_source,
+    )
+    if template.role_arn:
+        _check_role_arn(source, DEFAULTS_SECTION, template.role_arn)
+
+    configured = [
+        _registry_target(source, section, dict(parser.items(section)), template)
+        for section in parser.sections()
+        if section != DEFAULTS_SECTION
+    ]
+    _check_unique(source, configured)
+    targets = _select(configured, template, overrides.registries, environ)
+    targets = [_finish(target, overrides, environ) for target in targets]
+
+    return Settings(
+        config_path=path if text is not None else None,
+        state_dir=paths.state_dir(environ),
+        docker_config_file=paths.docker_config_file(environ, docker_dir),
+        refresh_margin=refresh_margin,
+        timeout=timeout,
+        lock_timeout=lock_timeout,
+        metrics_file=metrics_file,
+        targets=tuple(targets),
+    )
+
+
+def _check_role_arn(source: _Source, section: str, value: str) -> None:
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+        raise source.fail(section, "role_arn", f"'{value}' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+
+
+def _registry_target(source: _Source, section: str, values: dict[str, str], template: Target) -> Target:
+    for key in values:
+        if key not in REGISTRY_KEYS:
+            hint = "it belongs in [defaults]" if key in DEFAULTS_KEYS else _hint(key, REGISTRY_KEYS)
+            raise source.fail(section, key, f"unknown key ({hint})")
+    if "host" in values and "account" in values:
+        raise source.fail(section, "account", "conflicts with 'host' (give either host, or account and region)")
+    region_value = values.get("region")
+    try:
+        if region_value:
+            validate_region(region_value)
+    except ConfigError as exc:
+        raise source.fail(section, "region", str(exc)) from None
+    try:
+        if "host" in values:
+            registry = parse_host(values["host"])
+        elif "account" in values:
+            region = region_value or template.region
+            if not region:
+                raise source.fail(section, "region", "is needed with 'account' (or set region in [defaults])")
+            validate_account(values["account"].strip())
+            registry = host_for(values["account"].strip(), region)
+        else:
+            registry = parse_host(section)
+    except ConfigError as exc:
+        if str(exc).startswith(source.path):
+            raise
+        failed_key = "host" if "host" in values else "account" if "account" in values else None
+        raise source.fail(section, failed_key, str(exc)) from None
+    if region_value and region_value != registry.region:
+        raise source.fail(
+            section, "region", f"{region_value} conflicts with the registry's own region {registry.region} (remove 'region')"
+        )
+    store_as = values.get("store_as", "").strip().lower() or None
+    if store_as and not is_login_address(store_as):
+        raise source.fail(section, "store_as", f"'{store_as}' is not a HOST[:PORT] address")
+    token_source = values.get("token_source", template.token_source).strip().lower()
+    if token_source not in TOKEN_SOURCES:
+        raise source.fail(section, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
+    if values.get("role_arn"):
+        _check_role_arn(source, section, values["role_arn"])
+    return replace(
+        template,
+        name=section,
+        registry=registry,
+        region=registry.region,
+        stores=_stores(source, section, values["stores"]) if "stores" in values else template.stores,
+        profile=values.get("profile") or template.profile,
+        role_arn=values.get("role_arn") or template.role_arn,
+        endpoint_url=_endpoint(source, section, values["endpoint_url"]) if values.get("endpoint_url") else template.endpoint_url,
+        token_source=token_source,
+        store_as=store_as,
+    )
+
+
+def _check_unique(source: _Source, targets: list[Target]) -> None:
+    seen: dict[str, str] = {}
+    for target in targets:
+        address = target.store_as or (target.registry.host if target.registry else "")
+        if address in seen:
+            raise source.fail(target.name, None, f"logs in to {address}, as [{seen[address]}] already does (remove one)")
+        seen[address] = target.name
+
+
+def _select(configured: list[Target], template: Target, wanted: tuple[str, ...], environ: Mapping[str, str]) -> list[Target]:
+    """Registries named on the command line, else the configured ones, else the caller's default."""
+    if not wanted:
+        return configured or [replace(template, name="default")]
+    chosen: list[Target] = []
+    for text in wanted:
+        match = next(
+            (t for t in configured if text in (t.name, t.store_as) or (t.registry and t.registry.host == text.lower())),
+            None,
+        )
+        if match is None:
+            try:
+                registry = parse_host(text)
+            except ConfigError as exc:
+                from .errors import UsageError
+
+                raise UsageError(f"registry argument {exc}") from None
+            match = next((t for t in configured if t.registry and t.registry.host == registry.host), None)
+            if match is None:
+                match = replace(template, name=registry.host, registry=registry, region=registry.region)
+        if match not in chosen:
+            chosen.append(match)
+    return chosen
+
+
+def _finish(target: Target, overrides: Overrides, environ: Mapping[str, str]) -> Target:
+    """Apply flags and environment last, so they win over the file."""
+    changes: dict[str, object] = {}
+    if overrides.store:
+        changes["stores"] = (overrides.store,)
+    if overrides.profile:
+        changes["profile"] = overrides.profile
+    if target.registry is None:
+        region = target.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
+        region = region or aws_profile_region(environ, target.profile) or ""
+        if not region:
+            raise ConfigError(
+                "no AWS region: set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
+            )
+        try:
+            changes["region"] = validate_region(region)
+        except ConfigError as exc:
+            raise ConfigError(f"region from the environment: {exc}") from None
+    if not (overrides.endpoint_url or target.endpoint_url):
+        changes["endpoint_url"] = env_endpoint(environ, target.public)
+    return replace(target, **changes) if changes else target  # type: ignore[arg-type]

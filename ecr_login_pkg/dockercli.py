@@ -1,0 +1,97 @@
+"""The docker CLI as a store: ``docker login --password-stdin``, so credsStore/credHelpers apply.
+
+The password only ever travels on the CLI's stdin. Whether a login is still held
+is read from ``config.json`` (or asked of the credential helper's ``list``, which
+prints no secrets), so checking costs no ``docker`` process when nothing is due.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from .authfile import AuthFile
+from .errors import ConfigError, DeniedError, TemporaryError
+from .logs import redact
+
+DOCKER_TIMEOUT = 60.0
+REFUSED_MARKERS = ("unauthorized", "401", "denied", "incorrect username or password", "authentication required")
+
+
+class DockerCliStore:
+    kind = "docker"
+
+    def __init__(self, config_file: str, environ: dict[str, str], lock_timeout: float) -> None:
+        self.location = config_file
+        self.file = AuthFile(config_file, lock_timeout)
+        self.environ = dict(environ)
+        self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
+
+    def _helper_for(self, address: str) -> str | None:
+        data = self.file.read()
+        helpers = data.get("credHelpers")
+        if isinstance(helpers, dict) and isinstance(helpers.get(address), str):
+            return str(helpers[address])
+        store = data.get("credsStore")
+        return store if isinstance(store, str) and store else None
+
+    def held(self, address: str) -> str | None:
+        helper = self._helper_for(address)
+        if helper is None:
+            return self.file.held(address)
+        try:
+            done = subprocess.run(
+                [f"docker-credential-{helper}", "list"],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=DOCKER_TIMEOUT, check=False,
+            )
+            listed = json.loads(done.stdout or b"{}") if done.returncode == 0 else {}
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return None
+        known = {key.split("://", 1)[-1].rstrip("/") for key in listed} if isinstance(listed, dict) else set()
+        return f"helper:{helper}" if address in known else None
+
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """Run ``docker login`` once per address (the CLI does not lock its file: one at a time)."""
+        result: dict[str, str] = {}
+        for address, (username, password) in logins.items():
+            self._login(address, username, password)
+            helper = self._helper_for(address)
+            held = f"helper:{helper}" if helper else self.file.held(address)
+            if held is None:
+                raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")
+            result[address] = held
+        return result
+
+    def _login(self, address: str, username: str, password: str) -> None:
+        command = ["docker", "login", "--username", username, "--password-stdin", address]
+        try:
+            done = subprocess.run(
+                command, input=password.encode(), capture_output=True,
+                env=self.environ, timeout=DOCKER_TIMEOUT, check=False,
+            )
+        except FileNotFoundError:
+            raise ConfigError("docker login: the docker CLI is not on PATH (install it or use --store file)") from None
+        except subprocess.TimeoutExpired:
+            raise TemporaryError(f"docker login {address}: no answer within {DOCKER_TIMEOUT:g}s") from None
+        if done.returncode == 0:
+            return
+        message = redact(" ".join(done.stderr.decode("utf-8", "replace").split()))[-300:]
+        if any(marker in message.lower() for marker in REFUSED_MARKERS):
+            raise DeniedError(f"docker login {address}: the registry refused the login: {message}")
+        raise TemporaryError(f"docker login {address}: exit {done.returncode}: {message}")
+
+    def remove(self, addresses: list[str]) -> list[str]:
+        removed = []
+        for address in addresses:
+            if self.held(address) is None:
+                continue
+            done = subprocess.run(
+                ["docker", "logout", address], stdin=subprocess.DEVNULL, capture_output=True,
+                env=self.environ, timeout=DOCKER_TIMEOUT, check=False,
+            )
+            if done.returncode != 0:
+                raise TemporaryError(f"docker logout {address}: exit {done.returncode}")
+            removed.append(address)
+        return removed
+

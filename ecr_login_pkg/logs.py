@@ -1,0 +1,84 @@
+"""One line per event on stderr, journald-aware, with every known secret masked.
+
+Under systemd (``JOURNAL_STREAM``/``INVOCATION_ID`` set) each line starts with a
+``<N>`` syslog priority so ``journalctl -p warning`` filters it, and carries no
+timestamp of its own (journald adds one). Everything printed passes ``redact``.
+The stdlib ``logging`` module is not used: it costs import time on the no-op path
+and knows nothing of priorities or secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+DEBUG, INFO, NOTICE, WARNING, ERR = 7, 6, 5, 4, 3
+_NAMES = {DEBUG: "debug", INFO: "info", NOTICE: "notice", WARNING: "warning", ERR: "error"}
+
+_secrets: set[str] = set()
+# Shapes of secrets we may not have registered: ECR tokens, AWS secret keys, session tokens.
+_SECRET_SHAPES = re.compile(
+    r"(?i)(aws_secret_access_key|aws_session_token|password|secret|token|authorization)"
+    r"(\s*[=:]\s*|\"\s*:\s*\")[^\s\",']+"
+)
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret (and its base64 forms' raw text) so it is masked wherever printed."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Mask every registered secret and anything shaped like ``secret=...``."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return _SECRET_SHAPES.sub(lambda m: m.group(1) + m.group(2) + "***", text)
+
+
+def under_systemd(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    return bool(environ.get("JOURNAL_STREAM") or environ.get("INVOCATION_ID"))
+
+
+class Log:
+    """Leveled stderr writer. ``threshold`` is the least important priority shown."""
+
+    def __init__(self, threshold: int = INFO, journal: bool | None = None) -> None:
+        self.threshold = threshold
+        self.journal = under_systemd() if journal is None else journal
+        self.stream = sys.stderr
+
+    def emit(self, priority: int, message: str) -> None:
+        if priority > self.threshold:
+            return
+        line = redact(message).replace("\n", " ")
+        if self.journal:
+            text = f"<{priority}>{line}"
+        elif self.stream.isatty():
+            text = f"ecr-login: {_NAMES[priority]}: {line}" if priority <= WARNING else line
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            text = f"{stamp} ecr-login[{os.getpid()}]: {_NAMES[priority]}: {line}"
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def debug(self, message: str) -> None:
+        self.emit(DEBUG, message)
+
+    def info(self, message: str) -> None:
+        self.emit(INFO, message)
+
+    def notice(self, message: str) -> None:
+        self.emit(NOTICE, message)
+
+    def warning(self, message: str) -> None:
+        self.emit(WARNING, message)
+
+    def error(self, message: str) -> None:
+        self.emit(ERR, message)

@@ -1,0 +1,93 @@
+"""``ecr-login status``: how long each login is still good for, as text or JSON.
+
+Reads only the state and the stores; exits with the monitoring-plugin
+convention (0 ok, 1 warning, 2 critical) so a monitor can run it as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+
+from .config import Settings
+from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING, EcrLoginError
+from .refresh import format_duration, format_time, pairs_for
+from .state import State
+
+
+def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, object]]:
+    state = State(settings.state_dir).load()
+    now = time.time()
+    rows: list[dict[str, object]] = []
+    for pair in pairs_for(settings, environ, state):
+        address = pair.address or f"default:{pair.target.region}"
+        entry = state.find(address, pair.store.kind, pair.store.location)
+        try:
+            held = pair.store.held(address) if pair.address else None
+            store_problem = None
+        except EcrLoginError as exc:
+            held, store_problem = None, str(exc)
+        expires_at = entry.expires_at if entry and entry.fingerprint else None
+        if store_problem:
+            condition = "store-error"
+        elif held is None or expires_at is None:
+            condition = "missing"
+        elif entry is not None and held != entry.fingerprint:
+            condition = "replaced"
+        elif expires_at <= now:
+            condition = "expired"
+        elif entry is not None and entry.last_error:
+            condition = "failing"
+        elif expires_at - now < settings.refresh_margin:
+            condition = "due"
+        else:
+            condition = "ok"
+        rows.append({
+            "registry": address,
+            "store": pair.store.kind,
+            "location": pair.store.location,
+            "status": condition,
+            "expires_at": expires_at,
+            "seconds_left": max(0, int(expires_at - now)) if expires_at else 0,
+            "last_success": entry.last_success if entry else None,
+            "last_attempt": entry.last_attempt if entry else None,
+            "last_error": store_problem or (entry.last_error if entry else None),
+            "consecutive_failures": entry.failures if entry else 0,
+        })
+    return rows
+
+
+def exit_code(rows: list[dict[str, object]]) -> int:
+    conditions = {row["status"] for row in rows}
+    if conditions & {"missing", "expired", "replaced", "store-error"}:
+        return STATUS_CRITICAL
+    if conditions & {"failing", "due"}:
+        return STATUS_WARNING
+    return STATUS_OK
+
+
+def _when(epoch: object) -> str:
+    return format_time(float(epoch)) if isinstance(epoch, (int, float)) else "never"
+
+
+def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> int:
+    rows = collect(settings, environ)
+    code = exit_code(rows)
+    if as_json:
+        json.dump({"registries": rows, "exit_code": code}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return code
+    header = ("REGISTRY", "STORE", "STATUS", "EXPIRES", "LEFT", "LAST SUCCESS", "LAST ERROR")
+    table = [header]
+    for row in rows:
+        table.append((
+            str(row["registry"]), str(row["store"]), str(row["status"]),
+            _when(row["expires_at"]), format_duration(float(str(row["seconds_left"]))) if row["expires_at"] else "-",
+            _when(row["last_success"]), str(row["last_error"] or "-"),
+        ))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] + "\n")
+    return code

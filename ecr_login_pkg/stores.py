@@ -1,0 +1,61 @@
+"""The places a login can be written, behind one small interface.
+
+``docker`` goes through the docker CLI (credential helpers apply); ``file``,
+``containers`` and ``helm`` write their auths JSON directly, no subprocess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from . import paths
+from .authfile import AuthFile, encode_auth
+from .dockercli import DockerCliStore
+
+
+class Store(Protocol):
+    kind: str
+    location: str
+
+    def held(self, address: str) -> str | None:
+        """Fingerprint of the login stored for ``address``; None when there is none."""
+
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """Store ``{address: (username, password)}``; return each address's fingerprint."""
+
+    def remove(self, addresses: list[str]) -> list[str]:
+        """Remove the logins; return the addresses that were there."""
+
+
+class FileStore:
+    """A direct writer for an auths JSON file: one atomic write for all registries."""
+
+    def __init__(self, kind: str, path: str, lock_timeout: float) -> None:
+        self.kind = kind
+        self.location = path
+        self.file = AuthFile(path, lock_timeout)
+
+    def held(self, address: str) -> str | None:
+        return self.file.held(address)
+
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
+        return self.file.update({address: encode_auth(*login) for address, login in logins.items()})
+
+    def remove(self, addresses: list[str]) -> list[str]:
+        present = [address for address in addresses if self.file.held(address) is not None]
+        if present:
+            self.file.update({address: None for address in present})
+        return present
+
+
+def open_store(kind: str, docker_config_file: str, environ: Mapping[str, str], lock_timeout: float) -> Store:
+    if kind == "docker":
+        return DockerCliStore(docker_config_file, dict(environ), lock_timeout)
+    if kind == "file":
+        return FileStore(kind, docker_config_file, lock_timeout)
+    if kind == "containers":
+        return FileStore(kind, paths.containers_auth_file(environ), lock_timeout)
+    if kind == "helm":
+        return FileStore(kind, paths.helm_registry_config(environ), lock_timeout)
+    raise ValueError(f"unknown store {kind}")

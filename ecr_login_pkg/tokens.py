@@ -1,0 +1,324 @@
+"""Get ECR authorization tokens: one call per (region, AWS identity), in parallel, with retries.
+
+An ECR token is valid for every registry its principal can reach in that region,
+so the refresh engine groups targets by ``Identity`` and asks once per group.
+boto3/botocore is imported only here, and only when a token is really needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .config import TOKEN_LIFETIME, Target
+from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
+from .logs import Log, redact, register_secret
+from .registry import PUBLIC_REGION, strip_url
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+THROTTLING_CODES = {
+    "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
+    "TooManyRequestsException", "RequestThrottled", "SlowDown", "ProvisionedThroughputExceededException",
+}
+TRANSIENT_CODES = {"ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
+                   "ServerException", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+DENIED_CODES = {
+    "AccessDenied", "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+    "ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+    "MissingAuthenticationToken", "IncompleteSignature", "AuthFailure", "UnauthorizedOperation",
+    "RequestExpired", "InvalidToken",
+}
+MAX_WORKERS = 8
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 20.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who asks for a token, and where: the key one API call serves."""
+
+    region: str
+    public: bool = False
+    profile: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None
+    source: str = "boto3"
+
+    def describe(self) -> str:
+        service = "ecr-public" if self.public else "ecr"
+        parts = [f"{service} {self.region}"]
+        if self.profile:
+            parts.append(f"profile {self.profile}")
+        if self.role_arn:
+            parts.append(f"role {self.role_arn}")
+        if self.source != "boto3":
+            parts.append(f"via {self.source}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A registry credential. ``repr`` never shows the password."""
+
+    username: str
+    password: str
+    expires_at: float
+    proxy_host: str | None = None  # the caller's own registry, from the answer
+
+    def __repr__(self) -> str:
+        return f"Token(username={self.username!r}, expires_at={self.expires_at!r}, proxy_host={self.proxy_host!r})"
+
+
+def identity_of(target: Target) -> Identity:
+    return Identity(
+        region=PUBLIC_REGION if target.public else target.region,
+        public=target.public,
+        profile=target.profile,
+        role_arn=target.role_arn,
+        endpoint_url=target.endpoint_url,
+        source=target.token_source,
+    )
+
+
+def decode_token(encoded: Any, expires_at: float, proxy_endpoint: Any, what: str) -> Token:
+    """Validate an authorizationData entry; raise MalformedAnswerError on anything unusable."""
+    if not isinstance(encoded, str) or not encoded:
+        raise MalformedAnswerError(f"{what}: the answer has no authorizationToken")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise MalformedAnswerError(f"{what}: the authorizationToken is not base64 'AWS:<password>'") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username or not password:
+        raise MalformedAnswerError(f"{what}: the authorizationToken lacks the 'AWS:' user prefix")
+    register_secret(password)
+    register_secret(encoded)
+    if expires_at <= time.time():
+        raise MalformedAnswerError(f"{what}: the token's expiresAt is already in the past (check the clock)")
+    proxy_host = strip_url(proxy_endpoint) if isinstance(proxy_endpoint, str) and proxy_endpoint else None
+    return Token(username=username, password=password, expires_at=expires_at, proxy_host=proxy_host)
+
+
+def _timestamp(value: Any, what: str) -> float:
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise MalformedAnswerError(f"{what}: the answer has no usable expiresAt")
+
+
+def classify_client_error(code: str, status: int, message: str, what: str) -> EcrLoginError:
+    """Map an AWS error code to the outcome an operator acts on."""
+    text = redact(f"{what}: {code}: {message}" if message else f"{what}: {code}")
+    if code in DENIED_CODES or status in (401, 403):
+        return DeniedError(text)
+    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500 or status == 429:
+        return TemporaryError(text)
+    return MalformedAnswerError(text) if status == 200 else TemporaryError(text)
+
+
+class _BotoFetcher:
+    """Fetch with botocore: the credential chain (env, profiles, role_arn/source_profile, IMDS)."""
+
+    def __init__(self) -> None:
+        import botocore.session
+
+        self._botocore_session = botocore.session
+        self._sessions: dict[str | None, Any] = {}
+        self._loader: Any = None
+
+    def _session(self, profile: str | None) -> Any:
+        """One botocore session per profile; all share one data loader (models parsed once)."""
+        session = self._botocore_session.Session(profile=profile)
+        if self._loader is None:
+            self._loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", self._loader)
+        return session
+
+    def client(self, identity: Identity, remaining: float) -> BaseClient:
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+        config = Config(
+            connect_timeout=max(1.0, min(5.0, remaining)),
+            read_timeout=max(1.0, min(15.0, remaining)),
+            retries={"total_max_attempts": 1},
+            user_agent_extra=f"ecr-login/{__version__}",
+        )
+        service = "ecr-public" if identity.public else "ecr"
+        try:
+            session = self._session(identity.profile)
+            if identity.role_arn:
+                return self._assumed_client(session, identity, service, config)
+            return session.create_client(
+                service, region_name=identity.region, endpoint_url=identity.endpoint_url, config=config
+            )
+        except ProfileNotFound:
+            raise ConfigError(f"AWS profile '{identity.profile}' not found in the AWS config files") from None
+        except BotoCoreError as exc:
+            raise ConfigError(redact(f"{identity.describe()}: {exc}")) from None
+
+    def _assumed_client(self, session: Any, identity: Identity, service: str, config: Any) -> BaseClient:
+        sts = session.create_client(
+            "sts",
+            region_name=identity.region,
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL"),
+            config=config,
+        )
+        answer = sts.assume_role(RoleArn=identity.role_arn, RoleSessionName="ecr-login")
+        creds = answer["Credentials"]
+        register_secret(creds["SecretAccessKey"])
+        register_secret(creds["SessionToken"])
+        return session.create_client(
+            service,
+            region_name=identity.region,
+            endpoint_url=identity.endpoint_url,
+            config=config,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+
+    def fetch(self, identity: Identity, client: BaseClient) -> Token:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            HTTPClientError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+        from botocore.exceptions import (
+            ConnectionError as BotoConnectionError,
+        )
+
+        what = f"GetAuthorizationToken ({identity.describe()})"
+        try:
+            answer = client.get_authorization_token()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            raise classify_client_error(str(error.get("Code", "Unknown")), status, str(error.get("Message", "")), what) from None
+        except (NoCredentialsError, PartialCredentialsError):
+            raise DeniedError(
+                f"{what}: no AWS credentials found (instance profile, AWS_* variables, or a profile in ~/.aws)"
+            ) from None
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise TemporaryError(redact(f"{what}: {exc}")) from None
+        except BotoCoreError as exc:
+            name = type(exc).__name__
+            if "Parser" in name or "Parse" in name:
+                raise MalformedAnswerError(f"{what}: the answer could not be parsed ({name})") from None
+            raise TemporaryError(redact(f"{what}: {exc}")) from None
+        data = answer.get("authorizationData")
+        if identity.public:
+            entry = data if isinstance(data, dict) else None
+        else:
+            entry = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else None
+        if not entry:
+            raise MalformedAnswerError(f"{what}: the answer has no authorizationData")
+        expires_at = _timestamp(entry.get("expiresAt"), what)
+        return decode_token(entry.get("authorizationToken"), expires_at, entry.get("proxyEndpoint"), what)
+
+
+def _awscli_fetch(identity: Identity, remaining: float) -> Token:
+    """``aws ecr get-login-password``: the password comes on stdout and is never echoed."""
+    service = "ecr-public" if identity.public else "ecr"
+    command = ["aws", service, "get-login-password", "--region", identity.region]
+    if identity.profile:
+        command += ["--profile", identity.profile]
+    if identity.endpoint_url:
+        command += ["--endpoint-url", identity.endpoint_url]
+    what = f"aws {service} get-login-password ({identity.describe()})"
+    started = time.time()
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=remaining, check=False
+        )
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: the AWS CLI 'aws' is not on PATH (install awscli or use token_source = boto3)") from None
+    except subprocess.TimeoutExpired:
+        raise TemporaryError(f"{what}: no answer within {remaining:.0f}s") from None
+    password = done.stdout.decode("utf-8", "replace").strip()
+    if done.returncode != 0:
+        register_secret(password)
+        stderr = redact(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:][0] if done.stderr.strip() else "")
+        for code in DENIED_CODES:
+            if f"({code})" in stderr:
+                raise DeniedError(f"{what}: {stderr}")
+        if "Unable to locate credentials" in stderr:
+            raise DeniedError(f"{what}: no AWS credentials found")
+        if "could not be found" in stderr and "profile" in stderr:
+            raise ConfigError(f"{what}: {stderr}")
+        raise TemporaryError(f"{what}: exit {done.returncode}: {stderr}")
+    if not password or "\n" in password or " " in password:
+        raise MalformedAnswerError(f"{what}: printed no usable password")
+    register_secret(password)
+    encoded = base64.b64encode(f"AWS:{password}".encode()).decode()
+    return decode_token(encoded, started + TOKEN_LIFETIME, None, what)
+
+
+def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt))
+    return ceiling / 2 + rng(0, ceiling / 2)
+
+
+def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[Identity, Token | EcrLoginError]:
+    """Fetch a token for each identity in parallel, retrying transient failures until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    results: dict[Identity, Token | EcrLoginError] = {}
+    boto: _BotoFetcher | None = None
+    clients: dict[Identity, Any] = {}
+    for identity in identities:
+        if identity.source != "boto3":
+            continue
+        try:
+            if boto is None:
+                boto = _BotoFetcher()
+            clients[identity] = boto.client(identity, deadline - time.monotonic())
+        except EcrLoginError as exc:
+            results[identity] = exc
+
+    def attempt(identity: Identity) -> Token:
+        remaining = deadline - time.monotonic()
+        if identity.source == "awscli":
+            return _awscli_fetch(identity, remaining)
+        assert boto is not None
+        return boto.fetch(identity, clients[identity])
+
+    def with_retries(identity: Identity) -> Token | EcrLoginError:
+        tries = 0
+        while True:
+            tries += 1
+            log.debug(f"requesting a token: {identity.describe()} (attempt {tries})")
+            try:
+                return attempt(identity)
+            except TemporaryError as exc:
+                delay = backoff_delay(tries - 1)
+                if time.monotonic() + delay >= deadline:
+                    return TemporaryError(f"{exc} (gave up after {tries} attempts within {timeout:g}s)")
+                log.warning(f"{exc}; retrying in {delay:.1f}s")
+                time.sleep(delay)
+            except EcrLoginError as exc:
+                return exc
+
+    pending = [identity for identity in identities if identity not in results]
+    if len(pending) == 1:
+        results[pending[0]] = with_retries(pending[0])
+    elif pending:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pending))) as pool:
+            for identity, outcome in zip(pending, pool.map(with_retries, pending)):
+                results[identity] = outcome
+    return results

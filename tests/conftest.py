@@ -1,0 +1,110 @@
+"""Shared pytest fixtures for the ecr-login tests.
+
+Add fixtures of other areas in their own clearly named section below.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+# The helper modules live next to this file; make them importable whatever
+# pytest import mode or rootdir is in use.
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from local_registry import DOCKER_REGISTRY, LocalRegistry  # noqa: E402
+from standin_ecr import (  # noqa: E402
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_SECRET_ACCESS_KEY,
+    StandinECR,
+)
+
+
+def require_tool(name_or_path: str) -> str:
+    """Return the tool's path, or skip the test naming what is missing.
+
+    Under CI (env CI=true) a missing tool is a failure instead: a CI image
+    that silently skips the real-client tests would prove nothing.
+    """
+    if os.sep in name_or_path:
+        found = name_or_path if os.access(name_or_path, os.X_OK) else None
+    else:
+        found = shutil.which(name_or_path)
+    if found is None:
+        reason = f"required tool not available: {name_or_path}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+# --- Stand-in AWS, local registry and isolated environment -----------------
+# (tests/standin_ecr.py, tests/local_registry.py; see test_standin.py)
+
+
+@pytest.fixture
+def token_password() -> str:
+    """One random password shared by ``ecr`` tokens and ``registry`` logins."""
+    return secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def ecr(token_password: str) -> Iterator[StandinECR]:
+    """A running stand-in ECR API whose tokens carry ``token_password``."""
+    with StandinECR(password=token_password) as standin:
+        yield standin
+
+
+@pytest.fixture
+def registry(token_password: str, tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A running docker-registry accepting user AWS with ``token_password``."""
+    require_tool(DOCKER_REGISTRY)
+    require_tool("htpasswd")
+    with LocalRegistry(token_password, workdir=tmp_path / "registry") as local:
+        yield local
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Environment for the stand-in's credentials, isolated from the host.
+
+    Every inherited AWS_* variable is dropped so a developer's profile,
+    region or endpoint override cannot leak in, and the home, docker and
+    state directories live in ``tmp_path`` (not created beyond HOME, so a
+    test sees a fresh user). Returns the variables it set.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    home = tmp_path / "home"
+    aws_dir = tmp_path / "aws"
+    runtime_dir = tmp_path / "run"
+    for directory in (home, aws_dir, runtime_dir):
+        directory.mkdir(mode=0o700)
+    (aws_dir / "config").touch()
+    (aws_dir / "credentials").touch()
+    values = {
+        "AWS_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DEFAULT_SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(aws_dir / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws_dir / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / ".docker"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "XDG_RUNTIME_DIR": str(runtime_dir),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

@@ -1,0 +1,685 @@
+"""A stand-in Amazon ECR API for tests: real AWS JSON 1.1, real SigV4 checks.
+
+Why a server and not a mock: the program must be exercised through the same
+code paths it uses against AWS (boto3 or the AWS CLI, an endpoint URL, signed
+HTTP requests, retries on real status codes). This server answers
+``GetAuthorizationToken`` for private ECR and ECR Public on 127.0.0.1, refuses
+requests whose SigV4 signature does not verify, records every call, and can
+be scripted to misbehave the way AWS and the network do.
+
+Only the standard library is used so it also runs under Debian's
+``/usr/bin/python3`` and inside guests. Run as a script it serves until
+SIGTERM and prints its URL on one line; the password comes from a file or
+the environment variable ``STANDIN_PASSWORD``, never the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+__all__ = [
+    "BEHAVIOURS",
+    "DEFAULT_ACCESS_KEY_ID",
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_PROXY_ENDPOINT_TEMPLATE",
+    "DEFAULT_SECRET_ACCESS_KEY",
+    "PRIVATE_TARGET",
+    "PUBLIC_TARGET",
+    "Call",
+    "StandinECR",
+    "main",
+]
+
+log = logging.getLogger("standin_ecr")
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_ACCESS_KEY_ID = "AKIDSTANDIN"
+DEFAULT_SECRET_ACCESS_KEY = "standin-secret"
+DEFAULT_PROXY_ENDPOINT_TEMPLATE = "https://{account}.dkr.ecr.{region}.amazonaws.com"
+PRIVATE_TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+PUBLIC_TARGET = "SpencerFrontendService.GetAuthorizationToken"
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+
+# Which SigV4 signing name each operation must be signed for (as AWS checks).
+_SERVICE_FOR_TARGET = {PRIVATE_TARGET: "ecr", PUBLIC_TARGET: "ecr-public"}
+
+#: Behaviours accepted by :meth:`StandinECR.script`, besides ``delay:SECONDS``.
+BEHAVIOURS = frozenset(
+    {
+        "ok",
+        "500",
+        "503",
+        "throttle",
+        "denied",
+        "expired_creds",
+        "not_json",
+        "html",
+        "bad_base64",
+        "no_aws_prefix",
+        "expired",
+        "empty",
+        "hang",
+        "close",
+    }
+)
+
+# Canned AWS-style errors: behaviour -> (HTTP status, __type, message).
+_ERRORS: dict[str, tuple[int, str, str]] = {
+    "500": (500, "ServerException", "Internal service error (stand-in)"),
+    "503": (503, "ServiceUnavailableException", "Service unavailable (stand-in)"),
+    "throttle": (400, "ThrottlingException", "Rate exceeded"),
+    "denied": (
+        400,
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/standin is not authorized to perform:"
+        " ecr:GetAuthorizationToken on resource: * (stand-in)",
+    ),
+    "expired_creds": (
+        403,
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+    ),
+}
+
+_HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Proxy Authentication Required</title>"
+    b"</head><body><h1>Please log in to the corporate proxy</h1></body></html>\n"
+)
+# A 200 cut short mid-body, as a dying proxy delivers it (valid UTF-8 on
+# purpose: botocore raises a bare UnicodeDecodeError on non-UTF-8 bodies).
+_GARBAGE = b'{"authorizationData": [{"authorizationTok'
+
+_AUTH_RE = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
+    r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]{64})$"
+)
+_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+_MAX_SKEW_SECONDS = 15 * 60  # what AWS allows between X-Amz-Date and its clock
+
+
+@dataclass
+class Call:
+    """One request the stand-in received, so tests can assert on traffic.
+
+    ``service``, ``region`` and ``access_key`` come from the SigV4 credential
+    scope and are None when the request carried none. ``status`` is None while
+    the call is in progress and for ``hang``/``close``, which never answer.
+    """
+
+    target: str
+    started_monotonic: float
+    started_wall: float
+    service: str | None = None
+    region: str | None = None
+    access_key: str | None = None
+    session_token: bool = False
+    registry_ids: list[str] = field(default_factory=list)
+    behaviour: str | None = None
+    status: int | None = None
+    error_type: str | None = None
+    ended_monotonic: float | None = None
+    ended_wall: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the server spent on the call (None until it ended)."""
+        if self.ended_monotonic is None:
+            return None
+        return self.ended_monotonic - self.started_monotonic
+
+
+class _Refusal(Exception):
+    """An AWS error answer decided before the operation runs."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Identity:
+    access_key: str
+    region: str
+    service: str
+    session_token: bool
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """Derive the SigV4 key; independent of botocore so a bug there shows."""
+    k_date = _hmac(("AWS4" + secret).encode("utf-8"), date)
+    return _hmac(_hmac(_hmac(k_date, region), service), "aws4_request")
+
+
+def _canonical_query(query: str) -> str:
+    """Sort the already-encoded pairs, as the SigV4 spec and botocore do."""
+    if not query:
+        return ""
+    pairs = sorted((k, v) for k, _, v in (p.partition("=") for p in query.split("&")))
+    return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Do not join handler threads on close: a "hang" must not block stop().
+    block_on_close = False
+
+    def __init__(self, standin: StandinECR, port: int) -> None:
+        self.standin = standin
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "StandinECR/1"
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self._standin().track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._standin().track(self.connection, add=False)
+
+    def _standin(self) -> StandinECR:
+        server = self.server
+        assert isinstance(server, _Server)
+        return server.standin
+
+    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
+        self._standin().handle(self)
+
+    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
+        self._standin().respond(
+            self, 404, {"__type": "UnknownOperationException", "message": "POST only"}
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+class StandinECR:
+    """The stand-in ECR API server; see the module docstring for why.
+
+    ``password`` is what every token carries (token = base64("AWS:" +
+    password)), so a local registry with the same htpasswd password accepts
+    it. ``accounts[0]`` is the caller's own registry, answered when a request
+    names no ``registryIds``; named ids are answered whether listed or not,
+    as AWS does. ``credentials`` maps access key ids to secrets the SigV4
+    check accepts. ``default_delay`` seconds are added to every call.
+    """
+
+    def __init__(
+        self,
+        password: str,
+        *,
+        validity_seconds: float = 43200,
+        accounts: Sequence[str] = (DEFAULT_ACCOUNT,),
+        proxy_endpoint_template: str = DEFAULT_PROXY_ENDPOINT_TEMPLATE,
+        credentials: Mapping[str, str] | None = None,
+        default_delay: float = 0.0,
+        port: int = 0,
+    ) -> None:
+        if not accounts:
+            raise ValueError("accounts must name at least the default account")
+        self.password = password
+        self.validity_seconds = validity_seconds
+        self.accounts = list(accounts)
+        self.proxy_endpoint_template = proxy_endpoint_template
+        self.credentials = dict(
+            credentials
+            if credentials is not None
+            else {DEFAULT_ACCESS_KEY_ID: DEFAULT_SECRET_ACCESS_KEY}
+        )
+        self.default_delay = default_delay
+        self.calls: list[Call] = []
+        self._port = port
+        self._lock = threading.Lock()
+        self._queues: dict[str | None, collections.deque[str]] = {}
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> StandinECR:
+        """Bind 127.0.0.1 and serve from a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("StandinECR already started")
+        self._stopping.clear()
+        self._server = _Server(self, self._port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"standin-ecr-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; wakes hanging calls and drops open connections."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> StandinECR:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (only while running)."""
+        if self._server is None:
+            raise RuntimeError("StandinECR is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Endpoint URL for boto3 ``endpoint_url`` / ``aws --endpoint-url``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- test controls -----------------------------------------------------
+
+    def script(self, behaviours: Sequence[str], region: str | None = None) -> None:
+        """Queue behaviours, one consumed per authenticated call.
+
+        A call in ``region`` takes from that region's queue first, then from
+        the global queue (``region=None``); with both empty it answers "ok".
+        Unknown names raise ValueError here rather than surprise a test later.
+        """
+        for behaviour in behaviours:
+            _validate_behaviour(behaviour)
+        with self._lock:
+            self._queues.setdefault(region, collections.deque()).extend(behaviours)
+
+    def reset(self) -> None:
+        """Forget recorded calls and queued behaviours."""
+        with self._lock:
+            self.calls.clear()
+            self._queues.clear()
+
+    @property
+    def call_count(self) -> int:
+        """Number of requests received (including refused ones)."""
+        with self._lock:
+            return len(self.calls)
+
+    def token(self) -> str:
+        """The token a good call returns, for comparisons in tests."""
+        return base64.b64encode(f"AWS:{self.password}".encode()).decode("ascii")
+
+    # -- request handling (runs in handler threads) -------------------------
+
+    def track(self, conn: socket.socket, *, add: bool) -> None:
+        """Remember open connections so stop() can drop them."""
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        """Authenticate, pick the scripted behaviour, answer, record."""
+        call = Call(
+            target=handler.headers.get("X-Amz-Target", ""),
+            started_monotonic=time.monotonic(),
+            started_wall=time.time(),
+        )
+        with self._lock:
+            self.calls.append(call)
+        try:
+            length = int(handler.headers.get("Content-Length", "0"))
+            body = handler.rfile.read(length) if length > 0 else b""
+            self._serve(handler, call, body)
+        except _Refusal as refusal:
+            self._finish(call, refusal.status, refusal.error_type)
+            self.respond(
+                handler,
+                refusal.status,
+                {"__type": refusal.error_type, "message": refusal.message},
+            )
+
+    def _serve(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
+        identity = self._authenticate(handler, body)
+        call.service = identity.service
+        call.region = identity.region
+        call.access_key = identity.access_key
+        call.session_token = identity.session_token
+        expected_service = _SERVICE_FOR_TARGET.get(call.target)
+        if expected_service is None:
+            raise _Refusal(
+                400, "UnknownOperationException", f"Unknown operation {call.target!r}"
+            )
+        if identity.service != expected_service:
+            raise _Refusal(
+                403,
+                "InvalidSignatureException",
+                f"Credential should be scoped to correct service: '{expected_service}'.",
+            )
+        content_type = handler.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip() != JSON_CONTENT_TYPE:
+            raise _Refusal(400, "SerializationException", "Unexpected content type")
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise _Refusal(400, "SerializationException", "Body is not JSON") from None
+        if not isinstance(request, dict):
+            raise _Refusal(400, "SerializationException", "Body is not an object")
+        public = call.target == PUBLIC_TARGET
+        registry_ids = [] if public else request.get("registryIds") or []
+        if not isinstance(registry_ids, list) or not all(
+            isinstance(r, str) and _ACCOUNT_RE.match(r) for r in registry_ids
+        ):
+            raise _Refusal(
+                400,
+                "InvalidParameterException",
+                "registryIds must be a list of 12-digit account ids",
+            )
+        call.registry_ids = list(registry_ids)
+        behaviour = self._next_behaviour(identity.region)
+        call.behaviour = behaviour
+        if self.default_delay > 0 and self._stopping.wait(self.default_delay):
+            return self._drop(handler, call)
+        if behaviour.startswith("delay:"):
+            if self._stopping.wait(float(behaviour.split(":", 1)[1])):
+                return self._drop(handler, call)
+            behaviour = "ok"
+        if behaviour == "hang":
+            self._stopping.wait()
+            return self._drop(handler, call)
+        if behaviour == "close":
+            return self._drop(handler, call)
+        if behaviour in _ERRORS:
+            status, error_type, message = _ERRORS[behaviour]
+            raise _Refusal(status, error_type, message)
+        if behaviour == "not_json":
+            self._finish(call, 200)
+            return self.respond(handler, 200, _GARBAGE)
+        if behaviour == "html":
+            self._finish(call, 200)
+            return self.respond(handler, 200, _HTML_PAGE, content_type="text/html")
+        answer = self._token_answer(behaviour, public, identity.region, registry_ids)
+        self._finish(call, 200)
+        self.respond(handler, 200, answer)
+
+    def _token_answer(
+        self, behaviour: str, public: bool, region: str, registry_ids: list[str]
+    ) -> dict[str, Any]:
+        """Build the GetAuthorizationToken result, bent by ``behaviour``."""
+        token = self.token()
+        if behaviour == "bad_base64":
+            token = "%%not*base64%%"
+        elif behaviour == "no_aws_prefix":
+            token = base64.b64encode(self.password.encode()).decode("ascii")
+        now = time.time()
+        expires = now - 60 if behaviour == "expired" else now + self.validity_seconds
+        if public:
+            if behaviour == "empty":
+                return {"authorizationData": {}}
+            return {"authorizationData": {"authorizationToken": token, "expiresAt": expires}}
+        if behaviour == "empty":
+            return {"authorizationData": []}
+        return {
+            "authorizationData": [
+                {
+                    "authorizationToken": token,
+                    "expiresAt": expires,
+                    "proxyEndpoint": self.proxy_endpoint_template.format(
+                        account=account, region=region
+                    ),
+                }
+                for account in registry_ids or self.accounts[:1]
+            ]
+        }
+
+    def _next_behaviour(self, region: str) -> str:
+        with self._lock:
+            for key in (region, None):
+                queue = self._queues.get(key)
+                if queue:
+                    return queue.popleft()
+        return "ok"
+
+    def _finish(self, call: Call, status: int | None, error_type: str | None = None) -> None:
+        with self._lock:
+            call.status = status
+            call.error_type = error_type
+            call.ended_monotonic = time.monotonic()
+            call.ended_wall = time.time()
+
+    def _drop(self, handler: BaseHTTPRequestHandler, call: Call) -> None:
+        """End the call without any answer, as a dead peer or proxy would."""
+        self._finish(call, None)
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def respond(
+        self,
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        payload: dict[str, Any] | bytes,
+        content_type: str = JSON_CONTENT_TYPE,
+    ) -> None:
+        """Write one complete HTTP answer with the headers AWS sends."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except OSError:
+            handler.close_connection = True
+
+    # -- SigV4 ---------------------------------------------------------------
+
+    def _authenticate(self, handler: BaseHTTPRequestHandler, body: bytes) -> _Identity:
+        """Verify the SigV4 signature from scratch; raise _Refusal if bad."""
+        authorization = handler.headers.get("Authorization")
+        if not authorization:
+            raise _Refusal(400, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        match = _AUTH_RE.match(authorization.strip())
+        if match is None:
+            raise _Refusal(
+                400, "IncompleteSignatureException", "Authorization header is malformed"
+            )
+        parts = match["credential"].split("/")
+        if len(parts) != 5 or parts[4] != "aws4_request":
+            raise _Refusal(400, "IncompleteSignatureException", "Credential scope is malformed")
+        access_key, date, region, service, _ = parts
+        secret = self.credentials.get(access_key)
+        if secret is None:
+            raise _Refusal(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        amz_date = handler.headers.get("X-Amz-Date", "")
+        try:
+            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=datetime.timezone.utc
+            )
+        except ValueError:
+            raise _Refusal(
+                400, "IncompleteSignatureException", "X-Amz-Date is missing or malformed"
+            ) from None
+        if not amz_date.startswith(date):
+            raise _Refusal(
+                403, "InvalidSignatureException", "Credential date does not match X-Amz-Date"
+            )
+        skew = abs(time.time() - signed_at.timestamp())
+        if skew > _MAX_SKEW_SECONDS:
+            raise _Refusal(
+                403,
+                "InvalidSignatureException",
+                f"Signature expired: {amz_date} is more than 15 minutes from the server time.",
+            )
+        signed_headers = match["signed"].split(";")
+        if "host" not in signed_headers:
+            raise _Refusal(403, "InvalidSignatureException", "Host header must be signed")
+        canonical_headers = ""
+        for name in signed_headers:
+            values = handler.headers.get_all(name)
+            if values is None:
+                raise _Refusal(
+                    403, "InvalidSignatureException", f"Signed header {name!r} is missing"
+                )
+            value = ",".join(" ".join(v.split()) for v in values)
+            canonical_headers += f"{name}:{value}\n"
+        path, _, query = handler.path.partition("?")
+        canonical_request = "\n".join(
+            [
+                handler.command,
+                quote(path or "/", safe="/~"),
+                _canonical_query(query),
+                canonical_headers,
+                match["signed"],
+                hashlib.sha256(body).hexdigest(),
+            ]
+        )
+        scope = f"{date}/{region}/{service}/aws4_request"
+        string_to_sign = "\n".join(
+            [
+                "AWS4-HMAC-SHA256",
+                amz_date,
+                scope,
+                hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
+            ]
+        )
+        expected = hmac.new(
+            _signing_key(secret, date, region, service),
+            string_to_sign.encode("utf-8"),
+            hashlib.sha256,
+        ).hexdigest()
+        if not hmac.compare_digest(expected, match["signature"]):
+            raise _Refusal(
+                403,
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you"
+                " provided. Check your AWS Secret Access Key and signing method.",
+            )
+        return _Identity(
+            access_key=access_key,
+            region=region,
+            service=service,
+            session_token=bool(handler.headers.get("X-Amz-Security-Token")),
+        )
+
+
+def _validate_behaviour(behaviour: str) -> None:
+    if behaviour in BEHAVIOURS:
+        return
+    if behaviour.startswith("delay:"):
+        try:
+            seconds = float(behaviour.split(":", 1)[1])
+        except ValueError:
+            seconds = -1.0
+        if seconds >= 0:
+            return
+    raise ValueError(f"unknown stand-in behaviour {behaviour!r}")
+
+
+def _read_password(password_file: str | None) -> str:
+    """Password from a file or STANDIN_PASSWORD, so it never shows in ps."""
+    if password_file:
+        with open(password_file, encoding="utf-8") as handle:
+            password = handle.read().rstrip("\r\n")
+    else:
+        password = os.environ.get("STANDIN_PASSWORD", "")
+    if not password:
+        raise SystemExit("standin_ecr: give --password-file FILE or set STANDIN_PASSWORD")
+    return password
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; print the URL once listening."""
+    parser = argparse.ArgumentParser(
+        description="Serve a stand-in Amazon ECR API on 127.0.0.1 until SIGTERM."
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any)")
+    parser.add_argument("--password-file", help="file holding the token password")
+    parser.add_argument(
+        "--proxy-endpoint",
+        default=DEFAULT_PROXY_ENDPOINT_TEMPLATE,
+        help="proxyEndpoint template ({account}, {region}) or a fixed URL",
+    )
+    parser.add_argument("--validity", type=float, default=43200, help="token lifetime, seconds")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    standin = StandinECR(
+        _read_password(args.password_file),
+        validity_seconds=args.validity,
+        proxy_endpoint_template=args.proxy_endpoint,
+        port=args.port,
+    )
+    with standin:
+        print(standin.url, flush=True)
+        while not stop.wait(1.0):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
