@@ -27,9 +27,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "DOCKER_REGISTRY",
@@ -198,9 +199,7 @@ class LocalRegistry:
                 time.sleep(0.05)
                 continue
             raise RuntimeError("/v2/ answered without auth: htpasswd not in effect")
-        raise TimeoutError(
-            f"docker-registry not ready after {self.start_timeout}s:\n{self.log_text()[-2000:]}"
-        )
+        raise TimeoutError(f"docker-registry not ready after {self.start_timeout}s:\n{self.log_text()[-2000:]}")
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL) and tidy up."""

@@ -31,10 +31,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 __all__ = [
@@ -216,15 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(server, _Server)
         return server.standin
 
-    def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
+    def do_POST(self) -> None:
         self._standin().handle(self)
 
-    def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
-        self._standin().respond(
-            self, 404, {"__type": "UnknownOperationException", "message": "POST only"}
-        )
+    def do_GET(self) -> None:
+        self._standin().respond(self, 404, {"__type": "UnknownOperationException", "message": "POST only"})
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
 
@@ -256,11 +255,7 @@ class StandinECR:
         self.validity_seconds = validity_seconds
         self.accounts = list(accounts)
         self.proxy_endpoint_template = proxy_endpoint_template
-        self.credentials = dict(
-            credentials
-            if credentials is not None
-            else {DEFAULT_ACCESS_KEY_ID: DEFAULT_SECRET_ACCESS_KEY}
-        )
+        self.credentials = dict(credentials if credentials is not None else {DEFAULT_ACCESS_KEY_ID: DEFAULT_SECRET_ACCESS_KEY})
         self.default_delay = default_delay
         self.calls: list[Call] = []
         self._port = port
@@ -399,9 +394,7 @@ class StandinECR:
         call.session_token = identity.session_token
         expected_service = _SERVICE_FOR_TARGET.get(call.target)
         if expected_service is None:
-            raise _Refusal(
-                400, "UnknownOperationException", f"Unknown operation {call.target!r}"
-            )
+            raise _Refusal(400, "UnknownOperationException", f"Unknown operation {call.target!r}")
         if identity.service != expected_service:
             raise _Refusal(
                 403,
@@ -419,9 +412,7 @@ class StandinECR:
             raise _Refusal(400, "SerializationException", "Body is not an object")
         public = call.target == PUBLIC_TARGET
         registry_ids = [] if public else request.get("registryIds") or []
-        if not isinstance(registry_ids, list) or not all(
-            isinstance(r, str) and _ACCOUNT_RE.match(r) for r in registry_ids
-        ):
+        if not isinstance(registry_ids, list) or not all(isinstance(r, str) and _ACCOUNT_RE.match(r) for r in registry_ids):
             raise _Refusal(
                 400,
                 "InvalidParameterException",
@@ -454,9 +445,7 @@ class StandinECR:
         self._finish(call, 200)
         self.respond(handler, 200, answer)
 
-    def _token_answer(
-        self, behaviour: str, public: bool, region: str, registry_ids: list[str]
-    ) -> dict[str, Any]:
+    def _token_answer(self, behaviour: str, public: bool, region: str, registry_ids: list[str]) -> dict[str, Any]:
         """Build the GetAuthorizationToken result, bent by ``behaviour``."""
         token = self.token()
         if behaviour == "bad_base64":
@@ -476,9 +465,7 @@ class StandinECR:
                 {
                     "authorizationToken": token,
                     "expiresAt": expires,
-                    "proxyEndpoint": self.proxy_endpoint_template.format(
-                        account=account, region=region
-                    ),
+                    "proxyEndpoint": self.proxy_endpoint_template.format(account=account, region=region),
                 }
                 for account in registry_ids or self.accounts[:1]
             ]
@@ -536,9 +523,7 @@ class StandinECR:
             raise _Refusal(400, "MissingAuthenticationTokenException", "Missing Authentication Token")
         match = _AUTH_RE.match(authorization.strip())
         if match is None:
-            raise _Refusal(
-                400, "IncompleteSignatureException", "Authorization header is malformed"
-            )
+            raise _Refusal(400, "IncompleteSignatureException", "Authorization header is malformed")
         parts = match["credential"].split("/")
         if len(parts) != 5 or parts[4] != "aws4_request":
             raise _Refusal(400, "IncompleteSignatureException", "Credential scope is malformed")
@@ -552,17 +537,11 @@ class StandinECR:
             )
         amz_date = handler.headers.get("X-Amz-Date", "")
         try:
-            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
-                tzinfo=datetime.timezone.utc
-            )
+            signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
         except ValueError:
-            raise _Refusal(
-                400, "IncompleteSignatureException", "X-Amz-Date is missing or malformed"
-            ) from None
+            raise _Refusal(400, "IncompleteSignatureException", "X-Amz-Date is missing or malformed") from None
         if not amz_date.startswith(date):
-            raise _Refusal(
-                403, "InvalidSignatureException", "Credential date does not match X-Amz-Date"
-            )
+            raise _Refusal(403, "InvalidSignatureException", "Credential date does not match X-Amz-Date")
         skew = abs(time.time() - signed_at.timestamp())
         if skew > _MAX_SKEW_SECONDS:
             raise _Refusal(
@@ -577,9 +556,7 @@ class StandinECR:
         for name in signed_headers:
             values = handler.headers.get_all(name)
             if values is None:
-                raise _Refusal(
-                    403, "InvalidSignatureException", f"Signed header {name!r} is missing"
-                )
+                raise _Refusal(403, "InvalidSignatureException", f"Signed header {name!r} is missing")
             value = ",".join(" ".join(v.split()) for v in values)
             canonical_headers += f"{name}:{value}\n"
         path, _, query = handler.path.partition("?")
@@ -649,9 +626,7 @@ def _read_password(password_file: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; print the URL once listening."""
-    parser = argparse.ArgumentParser(
-        description="Serve a stand-in Amazon ECR API on 127.0.0.1 until SIGTERM."
-    )
+    parser = argparse.ArgumentParser(description="Serve a stand-in Amazon ECR API on 127.0.0.1 until SIGTERM.")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any)")
     parser.add_argument("--password-file", help="file holding the token password")
     parser.add_argument(
