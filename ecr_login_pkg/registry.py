@@ -30,7 +30,7 @@ DUALSTACK_SUFFIXES = {
     "amazonwebservices.com.cn": "aws-cn",
 }
 
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 _CLASSIC_RE = re.compile(r"^(?P<account>[^.]+)\.dkr\.ecr(?P<fips>-fips)?\.(?P<region>[^.]+)\.(?P<suffix>.+)$")
 _DUALSTACK_RE = re.compile(r"^(?P<account>[^.]+)\.dkr-ecr(?P<fips>-fips)?\.(?P<region>[^.]+)\.on\.(?P<suffix>.+)$")

@@ -105,3 +105,51 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+# --- Running the ecr-login command ------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CliResult:
+    """What one ``ecr-login`` process did."""
+
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.code = code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+def run_ecr_login(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    """Run ``python3 -m ecr_login_pkg ARGS`` as a real process, in the current (test) environment."""
+    import subprocess
+
+    environment = dict(os.environ if env is None else env)
+    environment["PYTHONPATH"] = str(REPO_ROOT)
+    environment.pop("JOURNAL_STREAM", None)
+    environment.pop("INVOCATION_ID", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "ecr_login_pkg", *args],
+        capture_output=True, text=True, env=environment, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write an ecr-login.conf into tmp_path and return its path."""
+
+    def write(text: str, name: str = "ecr-login.conf") -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+
+    return write

@@ -1,0 +1,263 @@
+"""End to end: the real command, real boto3 over HTTP to the stand-in ECR, real registry and clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, require_tool, run_ecr_login
+from local_registry import build_oci_layout, skopeo_copy
+from standin_ecr import DEFAULT_SECRET_ACCESS_KEY, StandinECR
+
+ACCOUNTS = ["111111111111", "222222222222", "333333333333", "444444444444"]
+REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+
+
+def docker_config(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    return json.loads(Path(env["DOCKER_CONFIG"], "config.json").read_text())
+
+
+def state_file(env: dict[str, str]) -> Path:
+    return Path(env["XDG_STATE_HOME"], "ecr-login", "state.json")
+
+
+def test_file_store_login_is_accepted_by_skopeo(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require_tool("skopeo")
+    config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = file
+
+[app]
+host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
+store_as = {registry.address}
+""")
+    result = run_ecr_login("login", "--config", config)
+    assert result.code == 0, result
+    assert ecr.call_count == 1
+    config_json = Path(aws_env["DOCKER_CONFIG"], "config.json")
+    assert stat.S_IMODE(config_json.stat().st_mode) == 0o600
+    assert registry.address in docker_config(aws_env)["auths"]
+
+    # skopeo finds the login where docker keeps it and pushes, then pulls back.
+    build_oci_layout(tmp_path / "layout", "v1")
+    skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", f"docker://{registry.address}/team/app:v1", env=os.environ)
+    pulled = skopeo_copy(f"docker://{registry.address}/team/app:v1", f"oci:{tmp_path / 'pulled'}:v1", env=os.environ)
+    assert pulled.returncode == 0
+    assert (tmp_path / "pulled" / "index.json").exists()
+
+
+def test_docker_store_logs_in_with_the_docker_cli(ecr, registry, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    require_tool("docker")
+    config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = docker
+
+[123456789012.dkr.ecr.us-east-1.amazonaws.com]
+store_as = {registry.address}
+""")
+    result = run_ecr_login("--config", config, "-v")
+    assert result.code == 0, result
+    auth = docker_config(aws_env)["auths"][registry.address]["auth"]
+    assert auth  # written by `docker login`, which checked it against the registry
+    assert ecr.password not in result.output
+
+    # status reports it, with time left, exit 0; JSON for machines
+    status = run_ecr_login("status", "--config", config, "--json")
+    assert status.code == 0, status
+    row = json.loads(status.stdout)["registries"][0]
+    assert row["registry"] == registry.address and row["status"] == "ok"
+    assert 11 * 3600 < row["seconds_left"] <= 12 * 3600
+
+    # someone runs `docker logout`: the next run sees it and logs in again
+    subprocess.run(["docker", "logout", registry.address], check=True, capture_output=True)
+    assert run_ecr_login("status", "--config", config).code == 2
+    again = run_ecr_login("--config", config)
+    assert again.code == 0, again
+    assert ecr.call_count == 2
+    assert "logged out" in again.stderr
+
+
+def test_a_password_the_registry_refuses_is_denied(aws_env, registry, write_config) -> None:  # type: ignore[no-untyped-def]
+    require_tool("docker")
+    with StandinECR(password="not-the-registry-password") as wrong:
+        config = write_config(f"""
+[defaults]
+endpoint_url = {wrong.url}
+stores = docker
+[app]
+host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
+store_as = {registry.address}
+""")
+        result = run_ecr_login("--config", config)
+    assert result.code == 77, result
+    assert "refused" in result.stderr
+    assert "not-the-registry-password" not in result.output
+
+
+def many_registries_config(ecr_url: str) -> str:
+    sections = "".join(f"\n[{account}.dkr.ecr.{region}.amazonaws.com]\n" for region in REGIONS for account in ACCOUNTS)
+    return f"[defaults]\nendpoint_url = {ecr_url}\nstores = file\n" + sections
+
+
+def test_one_call_per_region_and_identity_then_none(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(many_registries_config(ecr.url))
+    first = run_ecr_login("--config", config)
+    assert first.code == 0, first
+    assert ecr.call_count == 3
+    assert sorted(call.region for call in ecr.calls) == sorted(REGIONS)
+    auths = docker_config(aws_env)["auths"]
+    assert len(auths) == 12
+    second = run_ecr_login("--config", config)
+    assert second.code == 0, second
+    assert ecr.call_count == 3  # nothing due: no AWS call
+    assert "nothing to do" in second.stderr
+
+
+def test_fetches_for_different_regions_overlap(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
+    with StandinECR(password=token_password, default_delay=0.6) as slow:
+        config = write_config(many_registries_config(slow.url))
+        assert run_ecr_login("--config", config).code == 0
+        spans = sorted((call.started_monotonic, call.ended_monotonic) for call in slow.calls)
+    assert len(spans) == 3
+    # every request started before the first one finished: they ran in parallel
+    assert all(start < spans[0][1] for start, _ in spans)
+
+
+def test_no_op_run_imports_no_botocore(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(many_registries_config(ecr.url))
+    assert run_ecr_login("--config", config).code == 0
+    probe = (
+        "import sys; from ecr_login_pkg.cli import main; code = main(['--config', sys.argv[1]]);"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'urllib3', 'awscli'));"
+        "print(code, len(loaded), ','.join(loaded[:5]))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    done = subprocess.run([sys.executable, "-c", probe, config], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split()[:2] == ["0", "0"], done.stdout
+    # and a forced run does import it (the probe can see an import)
+    probe_forced = probe.replace("['--config', sys.argv[1]]", "['--config', sys.argv[1], '--force']")
+    forced = subprocess.run([sys.executable, "-c", probe_forced, config], capture_output=True, text=True, env=env, check=True)
+    assert forced.stdout.split()[0] == "0" and int(forced.stdout.split()[1]) > 0
+
+
+def test_zero_config_logs_in_to_the_callers_default_registry(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    os.environ["AWS_ENDPOINT_URL_ECR"] = ecr.url  # honoured even by old botocore
+    os.environ["AWS_REGION"] = "eu-north-1"
+    missing = str(tmp_path / "none.conf")
+    env = dict(os.environ, ECR_LOGIN_CONFIG="")
+    result = run_ecr_login("--store", "file", env=env) if not Path("/etc/ecr-login/ecr-login.conf").exists() else None
+    if result is None:  # a host with ecr-login installed: point at an empty config instead
+        Path(missing).write_text("")
+        result = run_ecr_login("--store", "file", "--config", missing)
+    assert result.code == 0, result
+    assert ecr.calls[0].region == "eu-north-1"
+    assert "123456789012.dkr.ecr.eu-north-1.amazonaws.com" in docker_config(aws_env)["auths"]
+    status = run_ecr_login("status", "--store", "file", "--json", *(["--config", missing] if Path(missing).exists() else []))
+    assert json.loads(status.stdout)["registries"][0]["registry"] == "123456789012.dkr.ecr.eu-north-1.amazonaws.com"
+    assert status.code == 0
+
+
+def test_state_directory_from_systemd_and_force(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[public.ecr.aws]\n")
+    state_dir = tmp_path / "systemd-state"
+    env = dict(os.environ, STATE_DIRECTORY=str(state_dir))
+    assert run_ecr_login("--config", config, env=env).code == 0
+    assert (state_dir / "state.json").exists()
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state_dir / "state.json").stat().st_mode) == 0o600
+    assert ecr.calls[0].target.startswith("SpencerFrontendService")  # public.ecr.aws goes to ecr-public
+    assert run_ecr_login("--config", config, env=env).code == 0
+    assert ecr.call_count == 1
+    assert run_ecr_login("--config", config, "--force", env=env).code == 0
+    assert ecr.call_count == 2
+
+
+def test_dry_run_touches_nothing(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    result = run_ecr_login("--config", config, "--dry-run")
+    assert result.code == 0
+    assert "would log in to 123456789012.dkr.ecr.us-east-1.amazonaws.com" in result.stderr
+    assert ecr.call_count == 0
+    assert not Path(aws_env["DOCKER_CONFIG"]).exists()
+    assert not state_file(aws_env).exists()
+
+
+def test_awscli_token_source(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    require_tool("aws")
+    config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = containers
+token_source = awscli
+[123456789012.dkr.ecr.us-east-1.amazonaws.com]
+""")
+    result = run_ecr_login("--config", config, "-v")
+    assert result.code == 0, result
+    auth_file = Path(aws_env["XDG_CONFIG_HOME"], "containers", "auth.json")
+    entry = json.loads(auth_file.read_text())["auths"]["123456789012.dkr.ecr.us-east-1.amazonaws.com"]
+    import base64
+
+    assert base64.b64decode(entry["auth"]).decode() == f"AWS:{ecr.password}"
+    assert ecr.password not in result.output
+
+
+def test_logout_removes_only_what_ecr_login_stored(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir()
+    foreign = {"auths": {"ghcr.io": {"auth": "Zm9vOmJhcg=="}}, "credHelpers": {"gcr.io": "gcloud"}, "psFormat": "{{.ID}}"}
+    (docker_dir / "config.json").write_text(json.dumps(foreign))
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    assert run_ecr_login("--config", config).code == 0
+    after_login = docker_config(aws_env)
+    assert after_login["auths"]["ghcr.io"] == foreign["auths"]["ghcr.io"]
+    assert after_login["credHelpers"] == foreign["credHelpers"] and after_login["psFormat"] == "{{.ID}}"
+    result = run_ecr_login("logout", "--config", config)
+    assert result.code == 0, result
+    assert docker_config(aws_env) == foreign
+    assert run_ecr_login("status", "--config", config).code == 2
+
+
+@pytest.mark.parametrize("verbosity", ["-q", None, "-v"])
+@pytest.mark.parametrize("behaviour", ["ok", "denied", "bad_base64", "no_aws_prefix"])
+def test_no_secret_in_output_at_any_verbosity(ecr, aws_env, write_config, verbosity, behaviour) -> None:  # type: ignore[no-untyped-def]
+    ecr.script([behaviour])
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    args = ["--config", config] + ([verbosity] if verbosity else [])
+    result = run_ecr_login(*args)
+    expected = {"ok": 0, "denied": 77, "bad_base64": 65, "no_aws_prefix": 65}[behaviour]
+    assert result.code == expected, result
+    status = run_ecr_login("status", "--config", config, "--json")
+    for text in (result.output, status.output, state_file(aws_env).read_text()):
+        assert ecr.password not in text
+        assert DEFAULT_SECRET_ACCESS_KEY not in text
+    if behaviour != "ok":
+        assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()
+
+
+def test_metrics_file_is_written(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    metrics = tmp_path / "ecr-login.prom"
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    assert run_ecr_login("--config", config, "--metrics-file", str(metrics)).code == 0
+    text = metrics.read_text()
+    assert 'ecr_login_expiry_timestamp_seconds{registry="123456789012.dkr.ecr.us-east-1.amazonaws.com",store="file"}' in text
+    assert "ecr_login_consecutive_failures" in text and ecr.password not in text
+
+
+def test_journal_format_under_systemd(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    ecr.script(["denied"])
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), INVOCATION_ID="0123456789abcdef")
+    done = subprocess.run([sys.executable, "-m", "ecr_login_pkg", "--config", config], capture_output=True, text=True, env=env)
+    assert done.returncode == 77
+    lines = done.stderr.splitlines()
+    assert lines and all(line[:3] in ("<3>", "<4>", "<5>", "<6>", "<7>") for line in lines), lines
+    assert any(line.startswith("<3>") and "AccessDenied" in line for line in lines)
+    assert not any(re.match(r"<\d>\d{4}-\d\d-\d\dT", line) for line in lines)  # no timestamp of our own
