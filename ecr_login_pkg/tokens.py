@@ -216,6 +216,8 @@ class _BotoFetcher:
             ) from None
         except (BotoConnectionError, HTTPClientError) as exc:
             raise TemporaryError(redact(f"{what}: {exc}")) from None
+        except ValueError as exc:  # e.g. a body that is not UTF-8: botocore lets UnicodeDecodeError through
+            raise MalformedAnswerError(f"{what}: the answer could not be decoded ({type(exc).__name__})") from None
         except BotoCoreError as exc:
             name = type(exc).__name__
             if "Parser" in name or "Parse" in name:
