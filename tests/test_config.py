@@ -1,0 +1,157 @@
+"""The configuration loader: what it accepts, what wins over what, and how it refuses bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecr_login_pkg.config import Overrides, load, parse_duration
+from ecr_login_pkg.errors import ConfigError, UsageError
+
+BASE_ENV = {"HOME": "/nonexistent-home", "PATH": "/nonexistent-bin"}
+
+
+def settings_for(text: str, tmp_path: Path, env: dict[str, str] | None = None, **overrides):  # type: ignore[no-untyped-def]
+    path = tmp_path / "ecr-login.conf"
+    path.write_text(text)
+    return load(Overrides(config_path=str(path), **overrides), dict(BASE_ENV, **(env or {})))
+
+
+def test_full_configuration(tmp_path: Path) -> None:
+    settings = settings_for(
+        """
+[defaults]
+region = eu-west-1
+refresh_margin = 4h30m
+stores = file, containers
+profile = ci
+timeout = 90s
+
+[123456789012.dkr.ecr.us-east-1.amazonaws.com]
+
+[prod]
+account = 210987654321
+role_arn = arn:aws:iam::210987654321:role/ecr-pull
+stores = helm
+
+[mirror]
+host = https://123456789012.dkr.ecr.eu-central-1.amazonaws.com/
+store_as = 127.0.0.1:5000
+profile = other
+""",
+        tmp_path,
+    )
+    assert settings.refresh_margin == 4.5 * 3600 and settings.timeout == 90
+    first, prod, mirror = settings.targets
+    assert (first.registry.host, first.region, first.stores, first.profile) == (
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1", ("file", "containers"), "ci")
+    assert prod.registry.host == "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+    assert prod.role_arn.endswith("role/ecr-pull") and prod.stores == ("helm",)
+    assert (mirror.store_as, mirror.profile, mirror.region) == ("127.0.0.1:5000", "other", "eu-central-1")
+    assert settings.docker_config_file == "/nonexistent-home/.docker/config.json"
+
+
+def test_flags_win_over_file_and_environment(tmp_path: Path) -> None:
+    settings = settings_for(
+        "[defaults]\nstores = file\nprofile = a\n[public.ecr.aws]\n",
+        tmp_path,
+        env={"AWS_ENDPOINT_URL_ECR_PUBLIC": "http://127.0.0.1:1"},
+        profile="b",
+        store="containers",
+    )
+    (target,) = settings.targets
+    assert (target.profile, target.stores, target.endpoint_url) == ("b", ("containers",), "http://127.0.0.1:1")
+
+
+def test_endpoint_variables_for_old_botocore(tmp_path: Path) -> None:
+    (target,) = settings_for("[defaults]\nregion = eu-west-1\n", tmp_path, env={"AWS_ENDPOINT_URL": "http://127.0.0.1:2"}).targets
+    assert target.endpoint_url == "http://127.0.0.1:2" and target.registry is None
+    (target,) = settings_for(
+        "[defaults]\nregion = eu-west-1\n", tmp_path,
+        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:2", "AWS_ENDPOINT_URL_ECR": "http://127.0.0.1:3"},
+    ).targets
+    assert target.endpoint_url == "http://127.0.0.1:3"
+
+
+def test_zero_config_region_sources(tmp_path: Path) -> None:
+    aws_config = tmp_path / "aws-config"
+    aws_config.write_text("[profile build]\nregion = ap-south-1\n")
+    env = {"AWS_CONFIG_FILE": str(aws_config), "AWS_PROFILE": "build"}
+    assert settings_for("", tmp_path, env=env).targets[0].region == "ap-south-1"
+    assert settings_for("", tmp_path, env=dict(env, AWS_DEFAULT_REGION="us-west-1")).targets[0].region == "us-west-1"
+    assert settings_for("", tmp_path, env=dict(env, AWS_REGION="eu-north-1", AWS_DEFAULT_REGION="x")).targets[0].region == "eu-north-1"
+    assert settings_for("", tmp_path, env=env, region="ca-central-1").targets[0].region == "ca-central-1"
+    with pytest.raises(ConfigError, match="no AWS region"):
+        settings_for("", tmp_path)
+
+
+def test_default_store_follows_the_docker_cli(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert settings_for("[defaults]\nregion = eu-west-1\n", tmp_path).targets[0].stores == ("file",)
+    docker = bin_dir / "docker"
+    docker.write_text("#!/bin/sh\n")
+    docker.chmod(0o755)
+    assert settings_for("[defaults]\nregion = eu-west-1\n", tmp_path, env={"PATH": str(bin_dir)}).targets[0].stores == ("docker",)
+
+
+def test_registry_arguments_select_or_add(tmp_path: Path) -> None:
+    text = "[defaults]\nstores = file\n[prod]\naccount = 123456789012\nregion = us-east-1\n[public.ecr.aws]\n"
+    chosen = settings_for(text, tmp_path, registries=("prod", "https://222222222222.dkr.ecr.eu-west-1.amazonaws.com")).targets
+    assert [t.name for t in chosen] == ["prod", "222222222222.dkr.ecr.eu-west-1.amazonaws.com"]
+    with pytest.raises(UsageError, match="docker.io"):
+        settings_for(text, tmp_path, registries=("docker.io",))
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("[defaults]\nregoin = eu-west-1\n", ":2: [defaults] regoin", "did you mean 'region'?"),
+        ("[defaults]\nstores = dokcer\n", ":2: [defaults] stores", "did you mean 'docker'?"),
+        ("[defaults]\nstore_as = x\n", ":2: [defaults] store_as", "belongs in a registry section"),
+        ("[defaults]\nrefresh_margin = 13h\n", ":2: [defaults] refresh_margin", "between"),
+        ("[defaults]\nrefresh_margin = soon\n", ":2: [defaults] refresh_margin", "not a duration"),
+        ("[defaults]\nregion = europe\n", ":2: [defaults] region", "not an AWS region"),
+        ("[defaults]\nendpoint_url = localhost:4566\n", ":2: [defaults] endpoint_url", "not a URL"),
+        ("[defaults]\ntoken_source = curl\n", ":2: [defaults] token_source", "must be one of"),
+        ("region = x\n", ":1:", "before any [section]"),
+        ("[a.b]\n[a.b]\n", ":2:", "appears twice"),
+        ("[defaults]\nregion = a\nregion = b\n", ":3:", "set twice"),
+        ("[docker.io]\n", ":1: [docker.io]", "not an ECR registry hostname"),
+        ("[x]\naccount = 12345\nregion = us-east-1\n", ":2: [x] account", "12 digits"),
+        ("[x]\nhost = 123456789012.dkr.ecr.us-east-1.amazonaws.com\naccount = 123456789012\n", ":3: [x] account", "conflicts"),
+        ("[x]\nhost = 123456789012.dkr.ecr.us-east-1.amazonaws.com\nregion = eu-west-1\n", ":3: [x] region", "conflicts"),
+        ("[x]\naccount = 123456789012\n", ":1: [x] region", "is needed"),
+        ("[x]\nhost = public.ecr.aws\nrole_arn = admin\n", ":3: [x] role_arn", "not an IAM role ARN"),
+        ("[x]\nhost = public.ecr.aws\nstore_as = http://a b\n", ":3: [x] store_as", "HOST[:PORT]"),
+        ("[x]\nhost = public.ecr.aws\n[y]\nhost = https://public.ecr.aws/\n", ":3: [y]", "as [x] already does"),
+        ("[x]\nhost = public.ecr.aws\nprofle = a\n", ":3: [x] profle", "did you mean 'profile'?"),
+        ("[x]\nhost = public.ecr.aws\nmetrics_file = /x\n", ":3: [x] metrics_file", "belongs in [defaults]"),
+        ("[defaults]\nmetrics_file = relative.prom\n", ":2: [defaults] metrics_file", "absolute"),
+        ("[defaults\n", ":1", "section"),
+    ],
+)
+def test_bad_configuration_is_one_line_with_file_line_key_and_hint(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_for(text, tmp_path, env={"AWS_REGION": "us-east-1"})
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / "ecr-login.conf") + where), message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_missing_or_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load(Overrides(config_path=str(tmp_path / "nope.conf")), BASE_ENV)
+    with pytest.raises(ConfigError, match="is a directory"):
+        load(Overrides(config_path=str(tmp_path)), BASE_ENV)
+    # the default path may be absent: that is the zero-config case, not an error
+    env = dict(BASE_ENV, ECR_LOGIN_CONFIG="", AWS_REGION="us-east-1")
+    settings = load(Overrides(), env)
+    assert len(settings.targets) == 1
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("6h", 21600), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("3600", 3600)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
