@@ -80,7 +80,8 @@ def test_zero_config_region_sources(tmp_path: Path) -> None:
     env = {"AWS_CONFIG_FILE": str(aws_config), "AWS_PROFILE": "build"}
     assert settings_for("", tmp_path, env=env).targets[0].region == "ap-south-1"
     assert settings_for("", tmp_path, env=dict(env, AWS_DEFAULT_REGION="us-west-1")).targets[0].region == "us-west-1"
-    assert settings_for("", tmp_path, env=dict(env, AWS_REGION="eu-north-1", AWS_DEFAULT_REGION="x")).targets[0].region == "eu-north-1"
+    both = dict(env, AWS_REGION="eu-north-1", AWS_DEFAULT_REGION="x")
+    assert settings_for("", tmp_path, env=both).targets[0].region == "eu-north-1"
     assert settings_for("", tmp_path, env=env, region="ca-central-1").targets[0].region == "ca-central-1"
     with pytest.raises(ConfigError, match="no AWS region"):
         settings_for("", tmp_path)
@@ -100,7 +101,7 @@ def test_registry_arguments_select_or_add(tmp_path: Path) -> None:
     text = "[defaults]\nstores = file\n[prod]\naccount = 123456789012\nregion = us-east-1\n[public.ecr.aws]\n"
     chosen = settings_for(text, tmp_path, registries=("prod", "https://222222222222.dkr.ecr.eu-west-1.amazonaws.com")).targets
     assert [t.name for t in chosen] == ["prod", "222222222222.dkr.ecr.eu-west-1.amazonaws.com"]
-    with pytest.raises(UsageError, match="docker.io"):
+    with pytest.raises(UsageError, match=r"docker\.io"):
         settings_for(text, tmp_path, registries=("docker.io",))
 
 
