@@ -13,6 +13,7 @@ import subprocess
 
 from .authfile import AuthFile
 from .errors import ConfigError, DeniedError, TemporaryError
+from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
 
 DOCKER_TIMEOUT = 60.0
@@ -25,6 +26,7 @@ class DockerCliStore:
     def __init__(self, config_file: str, environ: dict[str, str], lock_timeout: float) -> None:
         self.location = config_file
         self.file = AuthFile(config_file, lock_timeout)
+        self.lock_timeout = lock_timeout
         self.environ = dict(environ)
         self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
 
@@ -54,13 +56,17 @@ class DockerCliStore:
     def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
         """Run ``docker login`` once per address (the CLI does not lock its file: one at a time)."""
         result: dict[str, str] = {}
-        for address, (username, password) in logins.items():
-            self._login(address, username, password)
-            helper = self._helper_for(address)
-            held = f"helper:{helper}" if helper else self.file.held(address)
-            if held is None:
-                raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")
-            result[address] = held
+        directory = os.path.dirname(self.location)
+        ensure_private_dir(directory)
+        # The same lock the file store takes: docker rewrites config.json without one.
+        with DirLock(directory, self.lock_timeout, "credential file"):
+            for address, (username, password) in logins.items():
+                self._login(address, username, password)
+                helper = self._helper_for(address)
+                held = f"helper:{helper}" if helper else self.file.held(address)
+                if held is None:
+                    raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")
+                result[address] = held
         return result
 
     def _login(self, address: str, username: str, password: str) -> None:

@@ -5,9 +5,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+SERVICE_USER = "ecr-login"
+SERVICE_STATE_DIR = "/var/lib/ecr-login"
+
+
+def service_account_home() -> str | None:
+    """The home of the packaged ``ecr-login`` system user, when that is who runs us.
+
+    The system service keeps its state and docker login in ``/var/lib/ecr-login``
+    (its ``StateDirectory=`` and home). Resolving it from the user database, not
+    from ``$HOME``, lets ``sudo -u ecr-login ecr-login status`` see the service's
+    logins whatever environment sudo or runuser passes on.
+    """
+    import pwd
+
+    try:
+        entry = pwd.getpwuid(os.geteuid())
+    except KeyError:
+        return None
+    return entry.pw_dir if entry.pw_name == SERVICE_USER else None
+
 
 def home(environ: Mapping[str, str]) -> str:
-    return environ.get("HOME") or os.path.expanduser("~")
+    return service_account_home() or environ.get("HOME") or os.path.expanduser("~")
 
 
 def _xdg(environ: Mapping[str, str], variable: str, fallback: str) -> str:
@@ -20,6 +40,8 @@ def state_dir(environ: Mapping[str, str]) -> str:
     systemd_dirs = environ.get("STATE_DIRECTORY", "")
     if systemd_dirs:
         return systemd_dirs.split(":")[0]
+    if service_account_home() is not None and not environ.get("XDG_STATE_HOME"):
+        return SERVICE_STATE_DIR
     return os.path.join(_xdg(environ, "XDG_STATE_HOME", ".local/state"), "ecr-login")
 
 
