@@ -35,7 +35,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     level = parser.add_mutually_exclusive_group()
     level.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     level.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"ecr-login {__version__}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"ecr-login {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     login = commands.add_parser("login", help="log in where due (the default command)", epilog=EPILOG,
@@ -70,18 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def with_default_command(argv: list[str]) -> list[str]:
-    """``ecr-login [opts] [REGISTRY...]`` means ``ecr-login login ...``."""
+    """Put the command first: ``ecr-login [opts] [REGISTRY...]`` means ``ecr-login login ...``,
+    and ``ecr-login -v status`` means ``ecr-login status -v``."""
     skip = False
-    for arg in argv:
+    for index, arg in enumerate(argv):
         if skip:
             skip = False
-        elif arg in ("-h", "--help", "--version"):
+        elif arg in ("-h", "--help", "--version") and index == 0:
             return argv
         elif arg in VALUE_OPTIONS:
             skip = True
         elif not arg.startswith("-"):
             if arg in COMMANDS:
-                return argv
+                return [arg, *argv[:index], *argv[index + 1:]]
             break
     return ["login", *argv]
 
