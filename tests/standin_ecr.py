@@ -7,6 +7,14 @@ HTTP requests, retries on real status codes). This server answers
 requests whose SigV4 signature does not verify, records every call, and can
 be scripted to misbehave the way AWS and the network do.
 
+Beyond ECR it plays the two other places credentials come from, so the whole
+credential chain can be proved without AWS: STS ``AssumeRole`` (AWS query
+protocol, XML answers, SigV4 service ``sts``) and an IMDSv2-style instance
+metadata service (``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = :attr:`StandinECR.url`).
+Both issue temporary credentials that the server then accepts, with their
+session token, for ECR calls; :class:`Call` records which role signed each
+call. With ``tls=(certfile, keyfile)`` it serves HTTPS instead of HTTP.
+
 Only the standard library is used so it also runs under Debian's
 ``/usr/bin/python3`` and inside guests. Run as a script it serves until
 SIGTERM and prints its URL on one line; the password comes from a file or
@@ -25,8 +33,11 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -36,7 +47,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
+from xml.sax.saxutils import escape
 
 __all__ = [
     "BEHAVIOURS",
@@ -46,9 +58,11 @@ __all__ = [
     "DEFAULT_SECRET_ACCESS_KEY",
     "PRIVATE_TARGET",
     "PUBLIC_TARGET",
+    "STS_ASSUME_ROLE_TARGET",
     "Call",
     "StandinECR",
     "main",
+    "self_signed_certificate",
 ]
 
 log = logging.getLogger("standin_ecr")
@@ -60,6 +74,25 @@ DEFAULT_PROXY_ENDPOINT_TEMPLATE = "https://{account}.dkr.ecr.{region}.amazonaws.
 PRIVATE_TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
 PUBLIC_TARGET = "SpencerFrontendService.GetAuthorizationToken"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+# What Call.target says for STS calls (query protocol has no X-Amz-Target header).
+STS_TARGET_PREFIX = "AWSSecurityTokenServiceV20110615."
+STS_ASSUME_ROLE_TARGET = STS_TARGET_PREFIX + "AssumeRole"
+STS_VERSION = "2011-06-15"
+_STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+# The error codes STS (query protocol) uses where ECR (JSON) uses another name.
+_QUERY_ERROR_CODES = {
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+    "IncompleteSignatureException": "IncompleteSignature",
+    "ExpiredTokenException": "ExpiredToken",
+}
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,128}$")
+_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+_IMDS_TOKEN_HEADER = "X-aws-ec2-metadata-token"
+_IMDS_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
+_IMDS_CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 
 # Which SigV4 signing name each operation must be signed for (as AWS checks).
 _SERVICE_FOR_TARGET = {PRIVATE_TARGET: "ecr", PUBLIC_TARGET: "ecr-public"}
@@ -125,6 +158,9 @@ class Call:
     ``service``, ``region`` and ``access_key`` come from the SigV4 credential
     scope and are None when the request carried none. ``status`` is None while
     the call is in progress and for ``hang``/``close``, which never answer.
+    ``assumed_role`` is the role ARN whose temporary credentials signed the
+    call (None for long-term keys) and ``issued_by`` where those came from
+    (``"sts"`` or ``"imds"``). ``role_arn`` is what an AssumeRole call asked for.
     """
 
     target: str
@@ -134,6 +170,9 @@ class Call:
     region: str | None = None
     access_key: str | None = None
     session_token: bool = False
+    assumed_role: str | None = None
+    issued_by: str | None = None
+    role_arn: str | None = None
     registry_ids: list[str] = field(default_factory=list)
     behaviour: str | None = None
     status: int | None = None
@@ -165,6 +204,39 @@ class _Identity:
     region: str
     service: str
     session_token: bool
+    assumed_role: str | None = None
+    issued_by: str | None = None
+
+
+@dataclass(frozen=True)
+class _Temporary:
+    """Temporary credentials the stand-in issued (AssumeRole or IMDS)."""
+
+    secret: str
+    session_token: str
+    role_arn: str
+    issued_by: str
+    expires: float
+
+
+def _iso8601(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def self_signed_certificate(directory: str) -> tuple[str, str]:
+    """Make a throw-away certificate for 127.0.0.1 with openssl; returns (certfile, keyfile).
+
+    The certificate is its own CA, so it doubles as ``AWS_CA_BUNDLE``.
+    """
+    cert = os.path.join(directory, "standin-cert.pem")
+    key = os.path.join(directory, "standin-key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, stdin=subprocess.DEVNULL,
+    )
+    return cert, key
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -190,9 +262,14 @@ class _Server(ThreadingHTTPServer):
     # Do not join handler threads on close: a "hang" must not block stop().
     block_on_close = False
 
-    def __init__(self, standin: StandinECR, port: int) -> None:
+    def __init__(self, standin: StandinECR, port: int, tls: tuple[str, str] | None = None) -> None:
         self.standin = standin
         super().__init__(("127.0.0.1", port), _Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            # The handshake runs in the handler thread (setup), not in accept().
+            self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -203,6 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         self._standin().track(self.connection, add=True)
 
@@ -221,6 +302,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._standin().handle(self)
 
     def do_GET(self) -> None:
+        if self.path.startswith("/latest/"):
+            return self._standin().metadata(self)
+        self._standin().respond(self, 404, {"__type": "UnknownOperationException", "message": "POST only"})
+
+    def do_PUT(self) -> None:
+        if self.path.startswith("/latest/"):
+            return self._standin().metadata(self)
         self._standin().respond(self, 404, {"__type": "UnknownOperationException", "message": "POST only"})
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -236,6 +324,13 @@ class StandinECR:
     names no ``registryIds``; named ids are answered whether listed or not,
     as AWS does. ``credentials`` maps access key ids to secrets the SigV4
     check accepts. ``default_delay`` seconds are added to every call.
+
+    STS: ``AssumeRole`` is answered for any well-formed role ARN, or, when
+    ``roles`` is given, only for those (others: AccessDenied). Instance
+    metadata: ``instance_role`` is the role name the IMDS paths under
+    ``/latest/`` serve (None: no instance profile, as on a bare instance).
+    Temporary credentials live ``temporary_validity`` seconds. ``tls`` is
+    ``(certfile, keyfile)`` to serve HTTPS (see :func:`self_signed_certificate`).
     """
 
     def __init__(
@@ -248,6 +343,10 @@ class StandinECR:
         credentials: Mapping[str, str] | None = None,
         default_delay: float = 0.0,
         port: int = 0,
+        roles: Sequence[str] | None = None,
+        instance_role: str | None = None,
+        temporary_validity: float = 3600,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         if not accounts:
             raise ValueError("accounts must name at least the default account")
@@ -257,7 +356,16 @@ class StandinECR:
         self.proxy_endpoint_template = proxy_endpoint_template
         self.credentials = dict(credentials if credentials is not None else {DEFAULT_ACCESS_KEY_ID: DEFAULT_SECRET_ACCESS_KEY})
         self.default_delay = default_delay
+        self.roles = None if roles is None else list(roles)
+        self.instance_role = instance_role
+        self.temporary_validity = temporary_validity
+        self.tls = tls
         self.calls: list[Call] = []
+        #: Instance-metadata requests as "METHOD PATH" ("+token" when IMDSv2 token sent).
+        self.metadata_requests: list[str] = []
+        self._temporary: dict[str, _Temporary] = {}
+        self._imds_tokens: set[str] = set()
+        self._instance_credentials: str | None = None
         self._port = port
         self._lock = threading.Lock()
         self._queues: dict[str | None, collections.deque[str]] = {}
@@ -273,7 +381,7 @@ class StandinECR:
         if self._server is not None:
             raise RuntimeError("StandinECR already started")
         self._stopping.clear()
-        self._server = _Server(self, self._port)
+        self._server = _Server(self, self._port, self.tls)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -323,7 +431,8 @@ class StandinECR:
     @property
     def url(self) -> str:
         """Endpoint URL for boto3 ``endpoint_url`` / ``aws --endpoint-url``."""
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # -- test controls -----------------------------------------------------
 
@@ -340,10 +449,38 @@ class StandinECR:
             self._queues.setdefault(region, collections.deque()).extend(behaviours)
 
     def reset(self) -> None:
-        """Forget recorded calls and queued behaviours."""
+        """Forget recorded calls and queued behaviours (issued credentials stay valid)."""
         with self._lock:
             self.calls.clear()
+            self.metadata_requests.clear()
             self._queues.clear()
+
+    def issue_credentials(self, role_arn: str, issued_by: str = "sts") -> tuple[str, str, str, float]:
+        """Mint temporary credentials for ``role_arn`` that ECR calls will accept.
+
+        Returns (access key id, secret, session token, expiry as epoch seconds).
+        """
+        access_key = "ASIA" + secrets.token_hex(8).upper()
+        temporary = _Temporary(
+            secret=secrets.token_urlsafe(30),
+            session_token=secrets.token_urlsafe(96),
+            role_arn=role_arn,
+            issued_by=issued_by,
+            expires=time.time() + self.temporary_validity,
+        )
+        with self._lock:
+            self._temporary[access_key] = temporary
+        return access_key, temporary.secret, temporary.session_token, temporary.expires
+
+    def ecr_calls(self) -> list[Call]:
+        """The recorded calls that were not STS calls."""
+        with self._lock:
+            return [call for call in self.calls if not call.target.startswith(STS_TARGET_PREFIX)]
+
+    def sts_calls(self) -> list[Call]:
+        """The recorded STS calls."""
+        with self._lock:
+            return [call for call in self.calls if call.target.startswith(STS_TARGET_PREFIX)]
 
     @property
     def call_count(self) -> int:
@@ -367,8 +504,11 @@ class StandinECR:
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         """Authenticate, pick the scripted behaviour, answer, record."""
+        target = handler.headers.get("X-Amz-Target", "")
+        # The AWS query protocol (STS): a form POST naming its Action, no X-Amz-Target.
+        query = not target and handler.headers.get("Content-Type", "").split(";")[0].strip() == FORM_CONTENT_TYPE
         call = Call(
-            target=handler.headers.get("X-Amz-Target", ""),
+            target=STS_TARGET_PREFIX if query else target,
             started_monotonic=time.monotonic(),
             started_wall=time.time(),
         )
@@ -377,8 +517,16 @@ class StandinECR:
         try:
             length = int(handler.headers.get("Content-Length", "0"))
             body = handler.rfile.read(length) if length > 0 else b""
-            self._serve(handler, call, body)
+            if query:
+                self._serve_sts(handler, call, body)
+            else:
+                self._serve(handler, call, body)
         except _Refusal as refusal:
+            if query:
+                code = _QUERY_ERROR_CODES.get(refusal.error_type, refusal.error_type)
+                self._finish(call, refusal.status, code)
+                self.respond(handler, refusal.status, _query_error(refusal.status, code, refusal.message), "text/xml")
+                return
             self._finish(call, refusal.status, refusal.error_type)
             self.respond(
                 handler,
@@ -386,12 +534,111 @@ class StandinECR:
                 {"__type": refusal.error_type, "message": refusal.message},
             )
 
-    def _serve(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
-        identity = self._authenticate(handler, body)
+    def _record_identity(self, call: Call, identity: _Identity) -> None:
         call.service = identity.service
         call.region = identity.region
         call.access_key = identity.access_key
         call.session_token = identity.session_token
+        call.assumed_role = identity.assumed_role
+        call.issued_by = identity.issued_by
+
+    def _serve_sts(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
+        """STS over the AWS query protocol: only AssumeRole."""
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+        except (UnicodeDecodeError, ValueError):
+            raise _Refusal(400, "MalformedQueryString", "The request body is not a form") from None
+
+        def value(name: str) -> str:
+            values = form.get(name, [])
+            return values[0] if len(values) == 1 else ""
+
+        action = value("Action")
+        call.target = STS_TARGET_PREFIX + action
+        identity = self._authenticate(handler, body)
+        self._record_identity(call, identity)
+        if identity.service != "sts":
+            raise _Refusal(403, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 'sts'.")
+        if action != "AssumeRole":
+            raise _Refusal(400, "InvalidAction", f"Could not find operation {action!r} for version {STS_VERSION}")
+        if value("Version") != STS_VERSION:
+            raise _Refusal(400, "InvalidAction", f"Unsupported Version {value('Version')!r}")
+        role_arn, session_name = value("RoleArn"), value("RoleSessionName")
+        call.role_arn = role_arn or None
+        if not _ROLE_ARN_RE.match(role_arn):
+            raise _Refusal(400, "ValidationError", f"{role_arn!r} is invalid for parameter roleArn")
+        if not _SESSION_NAME_RE.match(session_name):
+            raise _Refusal(400, "ValidationError", "roleSessionName must be 2-64 characters of [\\w+=,.@-]")
+        if self.roles is not None and role_arn not in self.roles:
+            caller = identity.assumed_role or f"arn:aws:iam::{self.accounts[0]}:user/standin"
+            message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            raise _Refusal(403, "AccessDenied", message)
+        access_key, secret, token, expires = self.issue_credentials(role_arn, "sts")
+        role_name = role_arn.rsplit("/", 1)[1]
+        account = role_arn.split(":")[4]
+        answer = (
+            f'<AssumeRoleResponse xmlns="{_STS_XMLNS}"><AssumeRoleResult>'
+            f"<AssumedRoleUser><AssumedRoleId>AROASTANDIN{secrets.token_hex(6).upper()}:{escape(session_name)}</AssumedRoleId>"
+            f"<Arn>arn:aws:sts::{account}:assumed-role/{escape(role_name)}/{escape(session_name)}</Arn></AssumedRoleUser>"
+            f"<Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>{escape(secret)}</SecretAccessKey>"
+            f"<SessionToken>{escape(token)}</SessionToken><Expiration>{_iso8601(expires)}</Expiration></Credentials>"
+            f"</AssumeRoleResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            f"</AssumeRoleResponse>"
+        )
+        self._finish(call, 200)
+        self.respond(handler, 200, answer.encode("utf-8"), "text/xml")
+
+    def metadata(self, handler: BaseHTTPRequestHandler) -> None:
+        """An IMDSv2-only instance metadata service: token first, then the instance profile's credentials."""
+        token = handler.headers.get(_IMDS_TOKEN_HEADER)
+        with self._lock:
+            self.metadata_requests.append(f"{handler.command} {handler.path}" + ("+token" if token else ""))
+        length = int(handler.headers.get("Content-Length", "0") or 0)
+        if length > 0:
+            handler.rfile.read(length)
+        if handler.command == "PUT":
+            if handler.path != "/latest/api/token":
+                return self.respond(handler, 405, b"", "text/plain")
+            if not handler.headers.get(_IMDS_TTL_HEADER, "").isdigit():
+                return self.respond(handler, 400, b"", "text/plain")
+            issued = secrets.token_urlsafe(32)
+            with self._lock:
+                self._imds_tokens.add(issued)
+            return self.respond(handler, 200, issued.encode("ascii"), "text/plain")
+        with self._lock:
+            known = token in self._imds_tokens
+        if not known:  # IMDSv2 only: no token, no answer
+            return self.respond(handler, 401, b"", "text/plain")
+        if self.instance_role is None or not handler.path.startswith(_IMDS_CREDENTIALS_PATH):
+            return self.respond(handler, 404, b"", "text/plain")
+        name = handler.path[len(_IMDS_CREDENTIALS_PATH):]
+        if not name:
+            return self.respond(handler, 200, self.instance_role.encode("utf-8"), "text/plain")
+        if name != self.instance_role:
+            return self.respond(handler, 404, b"", "text/plain")
+        with self._lock:
+            access_key = self._instance_credentials
+            temporary = self._temporary.get(access_key) if access_key else None
+        if temporary is None or temporary.expires < time.time() + 60:
+            role_arn = f"arn:aws:iam::{self.accounts[0]}:role/{self.instance_role}"
+            access_key = self.issue_credentials(role_arn, "imds")[0]
+            with self._lock:
+                self._instance_credentials = access_key
+                temporary = self._temporary[access_key]
+        answer = {
+            "Code": "Success",
+            "LastUpdated": _iso8601(time.time()),
+            "Type": "AWS-HMAC",
+            "AccessKeyId": access_key,
+            "SecretAccessKey": temporary.secret,
+            "Token": temporary.session_token,
+            "Expiration": _iso8601(temporary.expires),
+        }
+        self.respond(handler, 200, json.dumps(answer).encode("utf-8"), "text/plain")
+
+    def _serve(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
+        identity = self._authenticate(handler, body)
+        self._record_identity(call, identity)
         expected_service = _SERVICE_FOR_TARGET.get(call.target)
         if expected_service is None:
             raise _Refusal(400, "UnknownOperationException", f"Unknown operation {call.target!r}")
@@ -529,6 +776,10 @@ class StandinECR:
             raise _Refusal(400, "IncompleteSignatureException", "Credential scope is malformed")
         access_key, date, region, service, _ = parts
         secret = self.credentials.get(access_key)
+        with self._lock:
+            temporary = self._temporary.get(access_key) if secret is None else None
+        if temporary is not None:
+            secret = temporary.secret
         if secret is None:
             raise _Refusal(
                 403,
@@ -591,12 +842,30 @@ class StandinECR:
                 "The request signature we calculated does not match the signature you"
                 " provided. Check your AWS Secret Access Key and signing method.",
             )
+        session_token = handler.headers.get("X-Amz-Security-Token")
+        if temporary is not None:
+            # Temporary keys are only good with their own session token, and until they expire.
+            if session_token is None or not hmac.compare_digest(session_token, temporary.session_token):
+                raise _Refusal(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+            if temporary.expires <= time.time():
+                raise _Refusal(403, "ExpiredTokenException", "The security token included in the request is expired")
         return _Identity(
             access_key=access_key,
             region=region,
             service=service,
-            session_token=bool(handler.headers.get("X-Amz-Security-Token")),
+            session_token=bool(session_token),
+            assumed_role=temporary.role_arn if temporary else None,
+            issued_by=temporary.issued_by if temporary else None,
         )
+
+
+def _query_error(status: int, code: str, message: str) -> bytes:
+    """An AWS query-protocol (STS) error document."""
+    kind = "Receiver" if status >= 500 else "Sender"
+    return (
+        f'<ErrorResponse xmlns="{_STS_XMLNS}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
 
 
 def _validate_behaviour(behaviour: str) -> None:
