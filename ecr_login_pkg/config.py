@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from . import paths
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .registry import Registry, host_for, is_login_address, parse_host, validate_account, validate_region
 
 DEFAULT_CONFIG = "/etc/ecr-login/ecr-login.conf"
@@ -235,7 +235,10 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
 
     base_region = overrides.region or defaults.get("region") or None
     if overrides.region:
-        validate_region(overrides.region)
+        try:
+            validate_region(overrides.region)
+        except ConfigError as exc:
+            raise UsageError(f"--region: {exc}") from None
     elif base_region:
         try:
             validate_region(base_region)
@@ -247,7 +250,10 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
         raise source.fail(DEFAULTS_SECTION, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
     base_endpoint = _endpoint(source, DEFAULTS_SECTION, defaults["endpoint_url"]) if defaults.get("endpoint_url") else None
     if overrides.endpoint_url:
-        _endpoint(None, "", overrides.endpoint_url)
+        try:
+            _endpoint(None, "", overrides.endpoint_url)
+        except ConfigError as exc:
+            raise UsageError(f"--endpoint-url: {exc}") from None
 
     docker_dir = defaults.get("docker_config") or None
     if docker_dir and not os.path.isabs(docker_dir):
@@ -373,8 +379,6 @@ def _select(configured: list[Target], template: Target, wanted: tuple[str, ...],
             try:
                 registry = parse_host(text)
             except ConfigError as exc:
-                from .errors import UsageError
-
                 raise UsageError(f"registry argument {exc}") from None
             match = next((t for t in configured if t.registry and t.registry.host == registry.host), None)
             if match is None:
