@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 from .authfile import AuthFile
 from .errors import ConfigError, DeniedError, TemporaryError
@@ -18,6 +17,8 @@ from .logs import redact
 
 DOCKER_TIMEOUT = 60.0
 REFUSED_MARKERS = ("unauthorized", "401", "denied", "incorrect username or password", "authentication required")
+# `subprocess` is imported only where a process is started: a run with nothing due starts none,
+# and the import alone costs milliseconds.
 
 
 class DockerCliStore:
@@ -42,6 +43,8 @@ class DockerCliStore:
         helper = self._helper_for(address)
         if helper is None:
             return self.file.held(address)
+        import subprocess
+
         try:
             done = subprocess.run(
                 [f"docker-credential-{helper}", "list"],
@@ -70,6 +73,8 @@ class DockerCliStore:
         return result
 
     def _login(self, address: str, username: str, password: str) -> None:
+        import subprocess
+
         command = ["docker", "login", "--username", username, "--password-stdin", address]
         try:
             done = subprocess.run(
@@ -88,6 +93,8 @@ class DockerCliStore:
         raise TemporaryError(f"docker login {address}: exit {done.returncode}: {message}")
 
     def remove(self, addresses: list[str]) -> list[str]:
+        import subprocess
+
         removed = []
         for address in addresses:
             if self.held(address) is None:
