@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .config import Settings, Target
 from .errors import EX_OK, EcrLoginError, most_severe
@@ -18,6 +17,7 @@ from .logs import Log
 from .state import State
 from .stores import Store, open_store
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (milliseconds on the no-op path)
 if TYPE_CHECKING:
     from .tokens import Identity, Token
 

@@ -7,11 +7,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 from . import paths
 from .authfile import AuthFile, encode_auth
 from .dockercli import DockerCliStore
+
+# The interface is checked by mypy only: importing `typing` would cost milliseconds on every run.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object
 
 
 class Store(Protocol):
