@@ -1,0 +1,71 @@
+# ecr-login — build, lint and test. See README.md.
+#
+#   make deb     Debian package (dpkg-buildpackage -us -uc -b) into out/
+#   make stdeb   the same package by the stdeb route, into out/stdeb/
+#   make lint    ruff, mypy, lintian
+#   make test    the whole test suite (exactly what CI runs)
+#   make clean
+#
+# Builds run in a copy of the working tree under out/build/, so nothing lands
+# in .. and debian/ stays clean.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := deb
+
+PYTHON ?= python3
+# stdeb is installed for Debian's interpreter only.
+DEB_PYTHON ?= /usr/bin/python3
+OUT ?= out
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ecr_login_pkg/__init__.py)
+DEB := $(OUT)/ecr-login_$(VERSION)_all.deb
+ARCH := $(shell dpkg --print-architecture)
+CHANGES := $(OUT)/ecr-login_$(VERSION)_$(ARCH).changes
+
+# Copy the working tree (committed or not) without build output and caches.
+define copy_tree
+	rm -rf $(1) && mkdir -p $(1)
+	tar --exclude=./out --exclude=./.git --exclude=./.mypy_cache --exclude=./.ruff_cache \
+	    --exclude=./.pytest_cache --exclude=./.benchmarks --exclude=__pycache__ \
+	    --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./deb_dist \
+	    -cf - . | tar -C $(1) -xf -
+endef
+
+.PHONY: all deb stdeb lint test clean
+
+all: deb
+
+deb:
+	$(call copy_tree,$(OUT)/build/deb/ecr-login-$(VERSION))
+	cd $(OUT)/build/deb/ecr-login-$(VERSION) && dpkg-buildpackage -us -uc -b
+	cp $(OUT)/build/deb/*.deb $(OUT)/build/deb/*.changes $(OUT)/build/deb/*.buildinfo $(OUT)/
+	@ls -l $(DEB)
+
+stdeb:
+	$(call copy_tree,$(OUT)/build/stdeb/src)
+	cd $(OUT)/build/stdeb/src && $(DEB_PYTHON) setup.py --command-packages=stdeb.command \
+	    sdist_dsc --compat 13 bdist_deb
+	mkdir -p $(OUT)/stdeb
+	cp $(OUT)/build/stdeb/src/deb_dist/*.deb $(OUT)/stdeb/
+	@ls -l $(OUT)/stdeb/*.deb
+
+lint: deb
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy ecr_login_pkg
+	lintian --fail-on error,warning --pedantic --info $(DEB) $(CHANGES)
+
+test:
+	$(PYTHON) -m pytest -q
+
+# --- rpm: added by the RPM packaging (rpm/) --------------------------------
+# rpm:
+
+# --- demo: added by the systemd guest demo ---------------------------------
+# demo:
+
+# --- bench: added by the benchmark (bench/) --------------------------------
+# bench:
+
+clean:
+	rm -rf $(OUT) build dist deb_dist *.egg-info .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
