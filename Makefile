@@ -58,7 +58,13 @@ test:
 	$(PYTHON) -m pytest -q
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
-# rpm:
+# Fedora-style ecr-login-VERSION-1.noarch.rpm and .src.rpm into $(OUT)/
+# (rpmbuild tree in $(OUT)/rpm/), from the working tree, with the systemd,
+# sysusers and python macros Debian lacks (rpm/macros.*); then rpmlint and a
+# check of the expanded scriptlets. See rpm/build.sh.
+.PHONY: rpm
+rpm:
+	rpm/build.sh --outdir $(OUT)
 
 # --- demo: added by the systemd guest demo ---------------------------------
 # demo:
