@@ -10,10 +10,10 @@ import configparser
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 
 from . import paths
 from .errors import ConfigError, UsageError
+from .records import record, replace
 from .registry import Registry, host_for, is_login_address, parse_host, validate_account, validate_region
 
 DEFAULT_CONFIG = "/etc/ecr-login/ecr-login.conf"
@@ -29,7 +29,7 @@ DEFAULTS_KEYS = {
 REGISTRY_KEYS = {"host", "account", "region", "profile", "role_arn", "endpoint_url", "stores", "store_as", "token_source"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """One registry to keep logged in, with everything needed to fetch and store its login.
 
@@ -52,7 +52,7 @@ class Target:
         return self.registry is not None and self.registry.public
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     config_path: str | None
     state_dir: str
@@ -61,10 +61,10 @@ class Settings:
     timeout: float = 120.0
     lock_timeout: float = 60.0
     metrics_file: str | None = None
-    targets: tuple[Target, ...] = field(default_factory=tuple)
+    targets: tuple[Target, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Overrides:
     """What the command line says; None means 'not given'."""
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .config import Settings, Target
 from .errors import EX_OK, EcrLoginError, most_severe
 from .logs import Log
+from .records import record
 from .state import State
 from .stores import Store, open_store
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 Batch = tuple[Store, dict[str, tuple[str, str]], list["Pair"]]
 
 
-@dataclass
+@record
 class Pair:
     """A target in one of its stores; ``address`` is None until the default registry is known."""
 

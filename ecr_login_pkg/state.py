@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
 from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
+from .records import asdict, field_names, record
 
 STATE_FILE = "state.json"
 VERSION = 1
 
 
-@dataclass
+@record
 class Entry:
     """One (registry address, store) pair."""
 
@@ -62,7 +62,7 @@ class State:
             return self
         try:
             data = json.loads(text)
-            names = {field.name for field in fields(Entry)}
+            names = set(field_names(Entry))
             for raw in data["entries"].values():
                 entry = Entry(**{key: value for key, value in raw.items() if key in names})
                 self.entries[entry.key] = entry

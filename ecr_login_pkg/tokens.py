@@ -15,13 +15,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import TOKEN_LIFETIME, Target
 from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
 from .logs import Log, redact, register_secret
+from .records import record
 from .registry import PUBLIC_REGION, strip_url
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Identity:
     """Who asks for a token, and where: the key one API call serves."""
 
@@ -67,7 +67,7 @@ class Identity:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Token:
     """A registry credential. ``repr`` never shows the password."""
 
