@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -10,6 +9,12 @@ from . import __version__
 from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
 from .errors import EX_OK, EcrLoginError, UsageError
 from .logs import DEBUG, INFO, WARNING, Log, redact
+from .plainargs import read as read_plain_arguments
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
 
 COMMANDS = ("login", "status", "logout")
 VALUE_OPTIONS = {"--region", "--profile", "--endpoint-url", "--store", "--config", "--metrics-file"}
@@ -19,11 +24,6 @@ EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary fa
 (network, throttling, 5xx, lock held: retried on the next run), 77 denied by AWS
 or the registry, 78 configuration or store file error; status: 0 ok, 1 warning, 2 critical.
 See ecr-login(8)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here: plain command lines (the timer's) are read by plainargs, without argparse's cost.
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"{message} (see '{self.prog} --help')")
+
     parser = _Parser(
         prog="ecr-login",
         description="Keep Amazon ECR registry logins fresh for docker, podman, skopeo and helm.",
@@ -91,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     log = Log()
     try:
-        args = build_parser().parse_args(with_default_command(args_list))
+        command_line = with_default_command(args_list)
+        args: argparse.Namespace | SimpleNamespace | None = read_plain_arguments(command_line)
+        if args is None:
+            args = build_parser().parse_args(command_line)
         log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
         overrides = Overrides(
             config_path=args.config,

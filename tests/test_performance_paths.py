@@ -1,0 +1,216 @@
+"""The lean paths keep their behaviour: what a run with nothing due does not do, and the
+shortcuts taken for speed (plain argument reading, light records) act as what they replace.
+
+Time itself is measured by bench/bench.py, not here. Already covered in test_login.py:
+one token call per region and identity, no botocore import on a no-op run, parallel fetches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError, asdict, dataclass, replace
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, require_tool, run_ecr_login
+
+from ecr_login_pkg import plainargs, records
+from ecr_login_pkg.cli import build_parser, with_default_command
+from ecr_login_pkg.errors import UsageError
+
+# --- a run with nothing due -------------------------------------------------
+
+# Run main() in a fresh interpreter with an audit hook that records every process
+# start and network use, and report which heavy modules main() imported.
+PROBE = """
+import sys
+at_start = set(sys.modules)  # what the interpreter's own start-up loaded (site, .pth files) does not count
+events = []
+WATCHED = ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork", "os.forkpty", "os.system",
+           "socket.__new__", "socket.connect", "socket.getaddrinfo")
+sys.addaudithook(lambda event, args: events.append(event) if event in WATCHED else None)
+from ecr_login_pkg.cli import main
+code = main(sys.argv[1:])
+HEAVY = ("argparse", "dataclasses", "inspect", "typing", "subprocess", "socket", "threading", "shutil",
+         "botocore", "boto3", "urllib3", "concurrent.futures")
+loaded = set(sys.modules) - at_start
+print(code, "events:" + ",".join(events), "heavy:" + ",".join(name for name in HEAVY if name in loaded))
+"""
+
+
+def probe_run(*args: str, env: dict[str, str] | None = None) -> tuple[int, list[str], list[str]]:
+    environment = dict(os.environ if env is None else env, PYTHONPATH=str(REPO_ROOT))
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=environment,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    code, events, heavy = done.stdout.split()
+    return int(code), [e for e in events.split(":", 1)[1].split(",") if e], [m for m in heavy.split(":", 1)[1].split(",") if m]
+
+
+def fake_docker(directory: Path) -> Path:
+    """A ``docker`` that only records being called (and fails, so a real login cannot pass for it)."""
+    directory.mkdir()
+    record = directory / "calls"
+    script = directory / "docker"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {record}\nexit 1\n')
+    script.chmod(0o755)
+    return record
+
+
+def test_no_op_run_with_the_docker_store_starts_no_process(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require_tool("docker")
+    config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = docker
+[123456789012.dkr.ecr.us-east-1.amazonaws.com]
+store_as = {registry.address}
+""")
+    assert run_ecr_login("--config", config).code == 0  # the real docker CLI logs in
+    calls = fake_docker(tmp_path / "fake-bin")
+    env = dict(os.environ, PATH=f"{tmp_path / 'fake-bin'}{os.pathsep}{os.environ['PATH']}")
+    code, events, heavy = probe_run("--config", config, env=env)
+    assert code == 0
+    assert events == []  # no process, no socket
+    assert heavy == []
+    assert not calls.exists()  # `docker` was never run
+    assert ecr.call_count == 1
+
+
+def test_no_op_run_with_the_file_store_writes_nothing(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    sections = "".join(f"[{account}.dkr.ecr.{region}.amazonaws.com]\n"
+                       for account in ("111111111111", "222222222222") for region in ("us-east-1", "eu-west-1"))
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file, containers\n{sections}")
+    assert run_ecr_login("--config", config).code == 0
+    written = [Path(aws_env["DOCKER_CONFIG"], "config.json"), Path(aws_env["XDG_CONFIG_HOME"], "containers", "auth.json"),
+               Path(aws_env["XDG_STATE_HOME"], "ecr-login", "state.json")]
+    before = [(path.stat().st_ino, path.stat().st_mtime_ns) for path in written]
+    code, events, heavy = probe_run("--config", config)
+    assert (code, events, heavy) == (0, [], [])
+    assert [(path.stat().st_ino, path.stat().st_mtime_ns) for path in written] == before  # not even rewritten
+    assert ecr.call_count == 2  # one per region, from the first run only
+
+
+# --- plain argument reading agrees with argparse ---------------------------
+
+WORDS = [
+    "status", "logout", "login", "--force", "--dry-run", "--json", "-v", "-q", "--verbose", "--quiet",
+    "--config", "/etc/x.conf", "--config=/tmp/y.conf", "--store", "file", "--store=helm", "--store=ftp",
+    "--region", "eu-west-1", "--metrics-file", "/tmp/m.prom", "--endpoint-url", "http://127.0.0.1:9",
+    "--profile", "ci", "123456789012.dkr.ecr.us-east-1.amazonaws.com", "public.ecr.aws", "app",
+    "--forc", "-h", "--help", "--version", "--", "-vq", "", "--bogus", "-",
+]
+
+
+def argparse_reading(argv: list[str]) -> dict[str, object] | None:
+    try:
+        namespace = build_parser().parse_args(argv)
+    except (UsageError, SystemExit):
+        return None
+    return vars(namespace)
+
+
+def command_lines() -> list[list[str]]:
+    lines = [[]] + [[word] for word in WORDS]
+    lines += [list(pair) for pair in itertools.product(WORDS, repeat=2)]
+    triples = list(itertools.product(WORDS[:26], repeat=3))
+    lines += [list(triple) for triple in triples[::7]]  # a deterministic spread of the 17,576
+    lines += [
+        ["--config", "/etc/ecr-login/ecr-login.conf", "--quiet"],
+        ["login", "a", "--force", "b"],
+        ["login", "a", "b", "--force"],
+        ["--force", "a", "b"],
+        ["status", "--json", "--store", "docker", "x", "y"],
+        ["-v", "-q"],
+        ["--store", "file", "--store", "docker"],
+    ]
+    return lines
+
+
+def test_plain_reading_gives_what_argparse_gives(capsys: pytest.CaptureFixture[str]) -> None:
+    plain_lines = 0
+    for argv in command_lines():
+        command_line = with_default_command(argv)
+        plain = plainargs.read(command_line)
+        if plain is None:
+            continue  # left to argparse: nothing to compare
+        plain_lines += 1
+        assert vars(plain) == argparse_reading(command_line), argv
+    capsys.readouterr()  # argparse's own messages for the lines it refused
+    assert plain_lines > 1000  # the comparison covered the common shapes, not just a handful
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--quiet"], ["-v"], ["--force"], ["status"], ["status", "--json"], ["logout"],
+     ["--config", "/etc/ecr-login/ecr-login.conf"], ["--store", "file", "app"], ["--metrics-file=/x.prom"]],
+)
+def test_the_timers_command_lines_are_read_without_argparse(argv: list[str]) -> None:
+    assert plainargs.read(with_default_command(argv)) is not None
+
+
+def test_plain_reading_knows_no_option_argparse_does_not() -> None:
+    subparsers = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for command in plainargs.COMMANDS:
+        actions = {option: action for action in subparsers[command]._actions for option in action.option_strings}
+        values = {**plainargs.COMMON_VALUES, **plainargs.COMMAND_VALUES[command]}
+        flags = {**plainargs.COMMON_FLAGS, **plainargs.COMMAND_FLAGS[command]}
+        for option, destination in values.items():
+            assert actions[option].dest == destination and actions[option].nargs is None, (command, option)
+            assert tuple(actions[option].choices or ()) == tuple(plainargs.CHOICES.get(destination, ())), option
+        for option, destination in flags.items():
+            assert actions[option].dest == destination and actions[option].const is True, (command, option)
+
+
+# --- @record behaves as @dataclass ----------------------------------------
+
+
+def make_classes(decorator):  # type: ignore[no-untyped-def]
+    @decorator(frozen=True)
+    class Frozen:
+        name: str
+        size: int = 3
+        note: str | None = None
+
+        @property
+        def double(self) -> int:
+            return self.size * 2
+
+    @decorator
+    class Mutable:
+        address: str
+        count: int = 0
+
+    return Frozen, Mutable
+
+
+@pytest.mark.parametrize("decorator", [dataclass, records.record], ids=["dataclass", "record"])
+def test_record_acts_as_a_dataclass(decorator) -> None:  # type: ignore[no-untyped-def]
+    frozen_class, mutable_class = make_classes(decorator)
+    item = frozen_class("a", note="n")
+    assert (item.name, item.size, item.note, item.double) == ("a", 3, "n", 6)
+    assert item == frozen_class(name="a", size=3, note="n") and item != frozen_class("b")
+    assert hash(item) == hash(frozen_class("a", 3, "n"))
+    assert repr(item) == f"{frozen_class.__qualname__}(name='a', size=3, note='n')"
+    with pytest.raises(AttributeError):
+        item.name = "b"  # type: ignore[misc]
+    for bad in ((), ("a", 1, "n", "extra")):
+        with pytest.raises(TypeError):
+            frozen_class(*bad)
+    with pytest.raises(TypeError):
+        frozen_class("a", nme="typo")
+    with pytest.raises(TypeError):
+        frozen_class("a", name="twice")
+    changed = (replace if decorator is dataclass else records.replace)(item, size=5)
+    assert (changed.name, changed.size, item.size) == ("a", 5, 3)
+    entry = mutable_class("h")
+    entry.count += 1
+    assert entry == mutable_class("h", 1)
+    assert (asdict if decorator is dataclass else records.asdict)(entry) == {"address": "h", "count": 1}
+    assert records.field_names(mutable_class) == ("address", "count")
+    with pytest.raises(TypeError):
+        hash(entry)
+    assert issubclass(FrozenInstanceError, AttributeError)  # what callers may catch for either
