@@ -1,0 +1,403 @@
+"""The RPM: built with rpm/build.sh (rpmbuild on Debian with rpm/macros.*),
+then checked with rpmlint, rpm queries, its unpacked payload, its scriptlets
+run against recording stand-ins for the system tools, and an install and
+removal into a Debian tree with `rpm --root` (systemd not running there, as in
+an image build).
+
+The booted-systemd lifecycle of the RPM (timer active, service run) belongs
+to the guest tests; here everything runs without booting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, require_tool
+
+NAME = "ecr-login"
+_VERSION_MATCH = re.search(r'__version__ = "([^"]+)"', (REPO_ROOT / "ecr_login_pkg" / "__init__.py").read_text())
+assert _VERSION_MATCH
+VERSION = _VERSION_MATCH.group(1)
+TIMER = f"{NAME}.timer"
+STATE_DIR = f"/var/lib/{NAME}"
+UNIT_DIR = "/usr/lib/systemd/system"
+SCRIPTLET_TAGS = {"pre": "PREIN", "post": "POSTIN", "preun": "PREUN", "postun": "POSTUN"}
+# A "%" followed by a macro name, "{", "(", "!" or "?": what rpm leaves of a
+# macro it could not expand.
+UNEXPANDED_MACRO = re.compile(r"%[{(!?A-Za-z_]")
+
+
+@dataclass(frozen=True)
+class RpmBuild:
+    binary: Path
+    source: Path
+    log: str
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, env=env)
+
+
+def build(outdir: Path, *extra: str) -> RpmBuild:
+    for tool in ("git", "rpmbuild", "rpm", "/usr/bin/python3"):
+        require_tool(tool)
+    result = run([str(REPO_ROOT / "rpm" / "build.sh"), "--outdir", str(outdir), "--no-lint", *extra])
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"rpm/build.sh failed with exit {result.returncode}:\n{log[-6000:]}")
+    return RpmBuild(
+        binary=outdir / f"{NAME}-{VERSION}-1.noarch.rpm",
+        source=outdir / f"{NAME}-{VERSION}-1.src.rpm",
+        log=log,
+    )
+
+
+@pytest.fixture(scope="session")
+def rpm_build(tmp_path_factory: pytest.TempPathFactory) -> RpmBuild:
+    return build(tmp_path_factory.mktemp("rpm"))
+
+
+def query(package: Path, *args: str) -> str:
+    result = run(["rpm", "-qp", *args, str(package)])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def scriptlets(package: Path) -> dict[str, str]:
+    return {name: query(package, "--queryformat", f"%{{{tag}}}") for name, tag in SCRIPTLET_TAGS.items()}
+
+
+def file_table(package: Path) -> dict[str, tuple[str, str, str, str]]:
+    """path -> (fflags, perms, user, group)."""
+    text = query(
+        package,
+        "--queryformat",
+        "[%{FILENAMES}\t%{FILEFLAGS:fflags}\t%{FILEMODES:perms}\t%{FILEUSERNAME}\t%{FILEGROUPNAME}\n]",
+    )
+    table = {}
+    for line in text.splitlines():
+        path, flags, perms, user, group = line.split("\t")
+        table[path] = (flags, perms, user, group)
+    return table
+
+
+@pytest.fixture(scope="session")
+def payload(rpm_build: RpmBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The binary package's files, unpacked (rpm2cpio | cpio)."""
+    require_tool("rpm2cpio")
+    require_tool("cpio")
+    root = tmp_path_factory.mktemp("payload")
+    rpm2cpio = subprocess.Popen(["rpm2cpio", str(rpm_build.binary)], stdout=subprocess.PIPE)
+    cpio = subprocess.run(["cpio", "-idm", "--quiet"], stdin=rpm2cpio.stdout, cwd=root, capture_output=True, check=False)
+    assert rpm2cpio.stdout is not None
+    rpm2cpio.stdout.close()
+    assert rpm2cpio.wait() == 0 and cpio.returncode == 0, cpio.stderr
+    return root
+
+
+def python3_sitelib() -> str:
+    """%{python3_sitelib} as the build evaluated it (rpm/macros.python)."""
+    result = run(["rpm", "--load", str(REPO_ROOT / "rpm" / "macros.python"), "--eval", "%{python3_sitelib}"])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+# --- rpmlint -----------------------------------------------------------------
+
+
+def test_rpmlint_reports_no_error_and_no_warning(rpm_build: RpmBuild) -> None:
+    rpmlint = require_tool("rpmlint")
+    rpmlintrc = REPO_ROOT / "rpm" / f"{NAME}.rpmlintrc"
+    result = run([rpmlint, "--rpmlintrc", str(rpmlintrc), str(rpm_build.binary), str(rpm_build.source)])
+    output = result.stdout + result.stderr
+    summary = re.search(r"(\d+) errors, (\d+) warnings", output)
+    assert summary, output
+    # Every accepted finding is filtered, with its reason, in the rpmlintrc;
+    # a filter that matches nothing would itself be an error.
+    assert (summary.group(1), summary.group(2)) == ("0", "0"), output
+    assert result.returncode == 0, output
+
+
+# --- scriptlets ----------------------------------------------------------------
+
+
+def test_scriptlets_are_fully_expanded(rpm_build: RpmBuild) -> None:
+    for name, body in scriptlets(rpm_build.binary).items():
+        assert body.strip() and body != "(none)", f"%{name} is missing"
+        assert not UNEXPANDED_MACRO.search(body), f"unexpanded macro in %{name}:\n{body}"
+    interpreters = query(rpm_build.binary, "--queryformat", "%{PREINPROG} %{POSTINPROG} %{PREUNPROG} %{POSTUNPROG}")
+    assert interpreters.split() == ["/bin/sh"] * 4
+
+
+def test_pre_creates_the_user_from_the_sysusers_file(rpm_build: RpmBuild) -> None:
+    pre = scriptlets(rpm_build.binary)["pre"]
+    assert f"# Generated from {NAME}.sysusers" in pre
+    assert f"getent group '{NAME}' >/dev/null || groupadd -r '{NAME}'" in pre
+    assert f"getent passwd '{NAME}' >/dev/null ||" in pre
+    assert f"useradd -r -g '{NAME}' -d '{STATE_DIR}' -s '/usr/sbin/nologin'" in pre
+
+
+def test_timer_scriptlets_are_systemds_preset_disable_restart(rpm_build: RpmBuild) -> None:
+    scripts = scriptlets(rpm_build.binary)
+    assert f"systemctl --no-reload preset {TIMER} " in scripts["post"]
+    assert "if [ $1 -eq 1 ]" in scripts["post"]
+    assert f"systemctl --no-reload disable --now {TIMER} " in scripts["preun"]
+    assert "if [ $1 -eq 0 ]" in scripts["preun"]
+    assert f"systemctl try-restart {TIMER} " in scripts["postun"]
+    assert "if [ $1 -ge 1 ]" in scripts["postun"]
+    # The service is the timer's: no scriptlet enables, stops or restarts it.
+    assert not any(f"{NAME}.service" in body for body in scripts.values())
+
+
+# The scriptlets are run as rpm runs them (/bin/sh -c BODY NAME $1), with a
+# PATH holding only recording stand-ins for the tools they may call: anything
+# else would fail with "not found" and show up in the assertions.
+STAND_INS = ("getent", "groupadd", "useradd", "usermod", "systemctl", "systemd-sysusers")
+
+
+def run_scriptlet(
+    body: str, arg: int, tmp_path: Path, *, exits: dict[str, int] | None = None, shell: str = "/bin/sh"
+) -> tuple[int, list[str]]:
+    bindir = tmp_path / "bin"
+    calls = tmp_path / "calls"
+    bindir.mkdir(exist_ok=True)
+    calls.write_text("")
+    for tool in STAND_INS:
+        script = bindir / tool
+        code = (exits or {}).get(tool, 0)
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{calls}"\nexit {code}\n')
+        script.chmod(0o755)
+    result = run([shell, "-c", body, "scriptlet", str(arg)], env={"PATH": str(bindir)})
+    assert "not found" not in result.stderr, result.stderr
+    return result.returncode, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_pre_adds_group_and_user_only_when_missing(rpm_build: RpmBuild, tmp_path: Path, shell: str) -> None:
+    pre = scriptlets(rpm_build.binary)["pre"]
+    # Fresh system: getent finds nothing (exit 2).
+    code, calls = run_scriptlet(pre, 1, tmp_path, exits={"getent": 2}, shell=shell)
+    assert code == 0
+    assert calls[0] == f"getent group {NAME}"
+    assert calls[1] == f"groupadd -r {NAME}"
+    assert calls[2] == f"getent passwd {NAME}"
+    assert calls[3].startswith(f"useradd -r -g {NAME} -d {STATE_DIR} -s /usr/sbin/nologin -c ")
+    assert calls[3].endswith(f" {NAME}")
+    assert len(calls) == 4
+    # Upgrade, or a user created earlier by systemd-sysusers: nothing to do.
+    code, calls = run_scriptlet(pre, 2, tmp_path, shell=shell)
+    assert code == 0
+    assert calls == [f"getent group {NAME}", f"getent passwd {NAME}"]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_systemd_scriptlets_act_only_on_their_transaction(rpm_build: RpmBuild, tmp_path: Path, shell: str) -> None:
+    scripts = scriptlets(rpm_build.binary)
+    # $1: packages of this name left after the transaction (rpm's convention).
+    expected = {
+        ("post", 1): [f"systemctl --no-reload preset {TIMER}"],
+        ("post", 2): [],
+        ("preun", 0): [f"systemctl --no-reload disable --now {TIMER}"],
+        ("preun", 1): [],
+        ("postun", 1): [f"systemctl try-restart {TIMER}"],
+        ("postun", 0): [],
+    }
+    for (name, arg), calls_expected in expected.items():
+        code, calls = run_scriptlet(scripts[name], arg, tmp_path, shell=shell)
+        assert (code, calls) == (0, calls_expected), f"%{name} with $1={arg}"
+
+
+def test_systemd_scriptlets_never_fail_the_transaction(rpm_build: RpmBuild, tmp_path: Path) -> None:
+    # No systemd running (a chroot, a container): systemctl fails; rpm must
+    # not abort the install or removal for that.
+    scripts = scriptlets(rpm_build.binary)
+    for name, arg in (("post", 1), ("preun", 0), ("postun", 1)):
+        code, calls = run_scriptlet(scripts[name], arg, tmp_path, exits={"systemctl": 1})
+        assert code == 0 and len(calls) == 1, f"%{name}"
+
+
+def test_current_fedora_macros_give_the_update_helper_scriptlets(rpm_build: RpmBuild, tmp_path: Path) -> None:
+    # rpm/macros.systemd-update-helper: the text a systemd >= 249 build has.
+    other = build(tmp_path / "out", "--systemd-macros=update-helper")
+    scripts = scriptlets(other.binary)
+    helper = "/usr/lib/systemd/systemd-update-helper"
+    assert f'[ -x "{helper}" ]' in scripts["post"]
+    assert f"{helper} install-system-units {TIMER} || :" in scripts["post"]
+    assert f"{helper} remove-system-units {TIMER} || :" in scripts["preun"]
+    assert f"{helper} mark-restart-system-units {TIMER} || :" in scripts["postun"]
+    assert scripts["pre"] == scriptlets(rpm_build.binary)["pre"]
+    for body in scripts.values():
+        assert not UNEXPANDED_MACRO.search(body), body
+
+
+# --- metadata and files ---------------------------------------------------------
+
+
+def test_name_version_and_dependencies(rpm_build: RpmBuild) -> None:
+    assert query(rpm_build.binary, "--queryformat", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}") == f"{NAME} {VERSION} 1 noarch"
+    requires = set(query(rpm_build.binary, "--queryformat", "[%{REQUIREFLAGS:deptype} %{REQUIRENAME}\n]").splitlines())
+    assert "manual python3-boto3" in requires
+    # %{?systemd_requires} and %{?sysusers_requires_compat}.
+    assert {"post systemd", "preun systemd", "postun systemd", "pre shadow-utils"} <= requires
+
+
+def test_source_package_carries_spec_tarball_and_sysusers(rpm_build: RpmBuild) -> None:
+    files = set(query(rpm_build.source, "--list").split())
+    assert files == {f"{NAME}.spec", f"{NAME}-{VERSION}.tar.gz", f"{NAME}.sysusers"}
+
+
+def test_files_are_where_fedora_puts_them(rpm_build: RpmBuild) -> None:
+    files = set(file_table(rpm_build.binary))
+    expected = {
+        f"/usr/bin/{NAME}",
+        f"{UNIT_DIR}/{NAME}.service",
+        f"{UNIT_DIR}/{NAME}.timer",
+        f"{UNIT_DIR}/{NAME}@.service",
+        f"{UNIT_DIR}/{NAME}@.timer",
+        f"/usr/lib/systemd/system-preset/50-{NAME}.preset",
+        f"/usr/lib/sysusers.d/{NAME}.conf",
+        f"/usr/lib/tmpfiles.d/{NAME}.conf",
+        f"/usr/share/man/man8/{NAME}.8.gz",
+        f"/usr/share/bash-completion/completions/{NAME}",
+        f"/usr/share/licenses/{NAME}/LICENSE",
+        f"/etc/{NAME}/{NAME}.conf",
+        f"/etc/sysconfig/{NAME}",
+        STATE_DIR,
+    }
+    assert expected <= files, sorted(expected - files)
+    assert not any(path.startswith("/etc/default") for path in files)
+
+
+def test_configuration_files_are_noreplace(rpm_build: RpmBuild) -> None:
+    table = file_table(rpm_build.binary)
+    configs = set(query(rpm_build.binary, "--configfiles").split())
+    assert configs == {f"/etc/{NAME}/{NAME}.conf", f"/etc/sysconfig/{NAME}"}
+    for path in configs:
+        flags = table[path][0]
+        assert "c" in flags and "n" in flags, f"{path} is not %config(noreplace): {flags!r}"
+    assert table[f"/etc/{NAME}/{NAME}.conf"][1:] == ("-rw-r--r--", "root", "root")
+    # It may hold AWS keys.
+    assert table[f"/etc/sysconfig/{NAME}"][1:] == ("-rw-------", "root", "root")
+
+
+def test_state_directory_is_private_to_the_service_user(rpm_build: RpmBuild) -> None:
+    assert file_table(rpm_build.binary)[STATE_DIR][1:] == ("drwx------", NAME, NAME)
+
+
+def test_python_files_are_in_python3_sitelib(rpm_build: RpmBuild) -> None:
+    sitelib = python3_sitelib()
+    files = set(file_table(rpm_build.binary))
+    modules = sorted(path.name for path in (REPO_ROOT / "ecr_login_pkg").glob("*.py"))
+    for module in modules:
+        assert f"{sitelib}/ecr_login_pkg/{module}" in files
+    assert any(re.fullmatch(rf"{re.escape(sitelib)}/ecr_login-{re.escape(VERSION)}.*\.(egg|dist)-info", path) for path in files)
+    python_files = [path for path in files if path.endswith((".py", ".pyc")) or "ecr_login" in path]
+    assert python_files and all(path.startswith(f"{sitelib}/") for path in python_files)
+
+
+# --- the payload -----------------------------------------------------------------
+
+
+def test_units_read_the_sysconfig_file(payload: Path) -> None:
+    service = (payload / UNIT_DIR.lstrip("/") / f"{NAME}.service").read_text()
+    assert f"EnvironmentFile=-/etc/sysconfig/{NAME}" in service.splitlines()
+    template = (payload / UNIT_DIR.lstrip("/") / f"{NAME}@.service").read_text()
+    assert f"EnvironmentFile=-/etc/sysconfig/{NAME}@%i" in template.splitlines()
+    for path in (payload / UNIT_DIR.lstrip("/")).iterdir():
+        assert "/etc/default" not in path.read_text(), path.name
+    # Apart from the path, the units are the ones in systemd/.
+    for unit in ("ecr-login.service", "ecr-login.timer", "ecr-login@.service", "ecr-login@.timer"):
+        original = (REPO_ROOT / "systemd" / unit).read_text().replace("/etc/default/", "/etc/sysconfig/")
+        assert (payload / UNIT_DIR.lstrip("/") / unit).read_text() == original
+
+
+def test_sysconfig_file_describes_itself(payload: Path) -> None:
+    text = (payload / "etc" / "sysconfig" / NAME).read_text()
+    assert f"/etc/sysconfig/{NAME}" in text and "/etc/default/" not in text
+
+
+def test_sysusers_and_preset_files(payload: Path) -> None:
+    shipped = (payload / "usr/lib/sysusers.d" / f"{NAME}.conf").read_text()
+    assert shipped == (REPO_ROOT / "systemd" / f"{NAME}.sysusers").read_text()
+    assert re.search(rf"^u {NAME} - .* {STATE_DIR} ", shipped, re.MULTILINE)
+    preset = (payload / "usr/lib/systemd/system-preset" / f"50-{NAME}.preset").read_text()
+    assert f"enable {TIMER}" in preset.splitlines()
+
+
+def test_installed_command_runs(payload: Path) -> None:
+    sitelib = payload / python3_sitelib().lstrip("/")
+    result = run(
+        ["/usr/bin/python3", str(payload / "usr/bin" / NAME), "--version"],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(sitelib), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{NAME} {VERSION}"
+
+
+# --- install and remove in a Debian tree (no systemd running) ---------------------
+
+
+@pytest.fixture
+def debian_tree() -> Iterator[Path]:
+    """A fresh copy of the guest tests' pristine Debian 12 tree."""
+    from guest import pristine_tarball, unsupported_reasons
+
+    reasons = unsupported_reasons()
+    if reasons:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("; ".join(reasons))
+        pytest.skip("; ".join(reasons))
+    tarball = pristine_tarball()
+    decompress = ["zstd", "-dc"] if tarball.name.endswith(".zst") else ["gzip", "-dc"]
+    with tempfile.TemporaryDirectory(prefix="ecr-login-rpm-root-", dir="/var/tmp") as directory:
+        tree = Path(directory)
+        unpack = subprocess.Popen([*decompress, str(tarball)], stdout=subprocess.PIPE)
+        tar = subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", "-"], stdin=unpack.stdout, check=False)
+        assert unpack.stdout is not None
+        unpack.stdout.close()
+        assert unpack.wait() == 0 and tar.returncode == 0
+        yield tree
+
+
+def in_tree(root: Path, *argv: str) -> str:
+    result = run(["chroot", str(root), *argv])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_rpm_installs_and_removes_in_a_tree_without_running_systemd(rpm_build: RpmBuild, debian_tree: Path) -> None:
+    # rpm chroots into the tree for the scriptlets: Debian's getent, groupadd,
+    # useradd and systemctl (offline, as in an image build) do the work.
+    root = str(debian_tree)
+    installed = run(["rpm", "--root", root, "-i", "--nodeps", str(rpm_build.binary)])
+    assert installed.returncode == 0, installed.stderr
+    assert "scriptlet failed" not in installed.stderr, installed.stderr
+
+    passwd = in_tree(debian_tree, "getent", "passwd", NAME).strip().split(":")
+    assert passwd[0] == NAME and passwd[5] == STATE_DIR and passwd[6] == "/usr/sbin/nologin"
+    assert int(passwd[2]) < 1000, "not a system user"
+    assert in_tree(debian_tree, "stat", "-c", "%U:%G %a", STATE_DIR).strip() == f"{NAME}:{NAME} 700"
+    wants = debian_tree / "etc/systemd/system/timers.target.wants" / TIMER
+    assert wants.is_symlink(), "the timer is not enabled for the next boot"
+    assert in_tree(debian_tree, "systemctl", "is-enabled", TIMER).strip() == "enabled"
+    assert in_tree(debian_tree, NAME, "--version").strip() == f"{NAME} {VERSION}"
+
+    # An edited configuration and the state survive removal, as do the user.
+    config = debian_tree / "etc" / NAME / f"{NAME}.conf"
+    config.write_text(config.read_text() + "\n[public.ecr.aws]\n")
+    (debian_tree / STATE_DIR.lstrip("/") / "state.json").write_text("{}\n")
+    removed = run(["rpm", "--root", root, "-e", NAME])
+    assert removed.returncode == 0, removed.stderr
+    assert not wants.is_symlink() and not wants.exists(), "the timer stays enabled after removal"
+    assert not (debian_tree / UNIT_DIR.lstrip("/") / TIMER).exists()
+    assert (debian_tree / "etc" / NAME / f"{NAME}.conf.rpmsave").exists()
+    assert (debian_tree / STATE_DIR.lstrip("/") / "state.json").exists()
+    assert in_tree(debian_tree, "getent", "passwd", NAME)
