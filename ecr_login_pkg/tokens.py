@@ -161,7 +161,7 @@ class _BotoFetcher:
         try:
             session = self._session(identity.profile)
             if identity.role_arn:
-                return self._assumed_client(session, identity, service, config)
+                return _RoleClient(session, identity, service, config)
             return session.create_client(
                 service, region_name=identity.region, endpoint_url=identity.endpoint_url, config=config
             )
@@ -169,27 +169,6 @@ class _BotoFetcher:
             raise ConfigError(f"AWS profile '{identity.profile}' not found in the AWS config files") from None
         except BotoCoreError as exc:
             raise ConfigError(redact(f"{identity.describe()}: {exc}")) from None
-
-    def _assumed_client(self, session: Any, identity: Identity, service: str, config: Any) -> BaseClient:
-        sts = session.create_client(
-            "sts",
-            region_name=identity.region,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL"),
-            config=config,
-        )
-        answer = sts.assume_role(RoleArn=identity.role_arn, RoleSessionName="ecr-login")
-        creds = answer["Credentials"]
-        register_secret(creds["SecretAccessKey"])
-        register_secret(creds["SessionToken"])
-        return session.create_client(
-            service,
-            region_name=identity.region,
-            endpoint_url=identity.endpoint_url,
-            config=config,
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        )
 
     def fetch(self, identity: Identity, client: BaseClient) -> Token:
         from botocore.exceptions import (
@@ -232,6 +211,47 @@ class _BotoFetcher:
             raise MalformedAnswerError(f"{what}: the answer has no authorizationData")
         expires_at = _timestamp(entry.get("expiresAt"), what)
         return decode_token(entry.get("authorizationToken"), expires_at, entry.get("proxyEndpoint"), what)
+
+
+class _RoleClient:
+    """An ECR client for a ``role_arn`` identity that assumes the role at its first call.
+
+    The STS client is made up front with the other clients; the AssumeRole call
+    runs inside ``fetch``, in parallel and under its retries, so an STS refusal,
+    throttling or outage is classified (77, 75) and retried exactly like an ECR
+    one instead of escaping as an internal error. The ECR client is then made
+    from this identity's own session, which no other thread touches.
+    """
+
+    def __init__(self, session: Any, identity: Identity, service: str, config: Any) -> None:
+        self._session = session
+        self._identity = identity
+        self._service = service
+        self._config = config
+        self._sts = session.create_client(
+            "sts",
+            region_name=identity.region,
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL"),
+            config=config,
+        )
+        self._client: Any = None
+
+    def get_authorization_token(self) -> Any:
+        if self._client is None:
+            answer = self._sts.assume_role(RoleArn=self._identity.role_arn, RoleSessionName="ecr-login")
+            creds = answer["Credentials"]
+            register_secret(creds["SecretAccessKey"])
+            register_secret(creds["SessionToken"])
+            self._client = self._session.create_client(
+                self._service,
+                region_name=self._identity.region,
+                endpoint_url=self._identity.endpoint_url,
+                config=self._config,
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
+        return self._client.get_authorization_token()
 
 
 def _awscli_fetch(identity: Identity, remaining: float) -> Token:
