@@ -8,8 +8,8 @@
 #    --exclude-standard`), as it is on disk, so uncommitted edits are built.
 # 2. rpmbuild -ba --nodeps in DIR/rpm (default out/rpm), with the systemd,
 #    sysusers and python macros Debian lacks loaded from rpm/macros.* (rpm's
-#    own macro files load first; macros.buildhost fixes two Debian rpmbuild
-#    defaults). --nodeps: Debian has no RPM database that could satisfy
+#    own macro files load first; macros.buildhost makes Debian's buildroot
+#    post-processing Fedora's). --nodeps: Debian has no RPM database that could satisfy
 #    BuildRequires. The Packager tag is set here, by the build, as build
 #    systems do (Fedora's spec files must not set it).
 # 3. The .noarch.rpm and .src.rpm are copied to DIR (default out/).
