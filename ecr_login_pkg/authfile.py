@@ -32,6 +32,7 @@ class AuthFile:
     def __init__(self, path: str, lock_timeout: float = 60.0) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+        self._snapshot: tuple[tuple[int, int, int], dict[str, object]] | None = None
 
     def _check_target(self) -> os.stat_result | None:
         try:
@@ -54,7 +55,22 @@ class AuthFile:
 
     def read(self) -> dict[str, object]:
         """The parsed file ({} when absent or empty); ConfigError when it is not a JSON object."""
-        self._check_target()
+        return self._parse(self._check_target())
+
+    def snapshot(self) -> dict[str, object]:
+        """``read()``, parsed only once while the file keeps its inode, size and mtime: checking
+        fifty registries reads it once, not fifty times. Shared between calls: do not modify it."""
+        info = self._check_target()
+        if info is None:
+            return {}
+        signature = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._snapshot is None or self._snapshot[0] != signature:
+            self._snapshot = (signature, self._parse(info))
+        return self._snapshot[1]
+
+    def _parse(self, info: os.stat_result | None) -> dict[str, object]:
+        if info is None:
+            return {}
         text = read_text_nofollow(self.path)
         if text is None or not text.strip():
             return {}
@@ -74,7 +90,7 @@ class AuthFile:
 
     def held(self, address: str) -> str | None:
         """Fingerprint of the login stored for ``address``, or None."""
-        auths = self.read().get("auths")
+        auths = self.snapshot().get("auths")
         entry = auths.get(address) if isinstance(auths, dict) else None
         auth = entry.get("auth") if isinstance(entry, dict) else None
         return fingerprint(auth) if isinstance(auth, str) and auth else None

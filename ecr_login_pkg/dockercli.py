@@ -32,7 +32,7 @@ class DockerCliStore:
         self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
 
     def _helper_for(self, address: str) -> str | None:
-        data = self.file.read()
+        data = self.file.snapshot()
         helpers = data.get("credHelpers")
         if isinstance(helpers, dict) and isinstance(helpers.get(address), str):
             return str(helpers[address])
