@@ -196,6 +196,8 @@ def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str |
 
 def env_endpoint(environ: Mapping[str, str], public: bool) -> str | None:
     """``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too."""
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
     service_variable = "AWS_ENDPOINT_URL_ECR_PUBLIC" if public else "AWS_ENDPOINT_URL_ECR"
     return environ.get(service_variable) or environ.get("AWS_ENDPOINT_URL") or None
 
@@ -398,12 +400,9 @@ def _finish(target: Target, overrides: Overrides, environ: Mapping[str, str]) ->
     if target.registry is None:
         region = target.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
         region = region or aws_profile_region(environ, target.profile) or ""
-        if not region:
-            raise ConfigError(
-                "no AWS region: set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
-            )
         try:
-            changes["region"] = validate_region(region)
+            # empty: the token layer asks EC2 instance metadata, only when a token is due
+            changes["region"] = validate_region(region) if region else ""
         except ConfigError as exc:
             raise ConfigError(f"region from the environment: {exc}") from None
     if not (overrides.endpoint_url or target.endpoint_url):

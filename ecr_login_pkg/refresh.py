@@ -36,7 +36,8 @@ class Pair:
 
 
 def default_key(target: Target) -> str:
-    return f"{target.region}|{target.profile or ''}|{target.endpoint_url or ''}"
+    """Who the default registry belongs to: the same key means the same AWS identity and place."""
+    return f"{target.region}|{target.profile or ''}|{target.role_arn or ''}|{target.endpoint_url or ''}"
 
 
 def address_of(target: Target, state: State) -> str | None:
@@ -203,7 +204,7 @@ def _record(due: list[Pair], state: State, log: Log) -> list[int]:
     now = time.time()
     codes = []
     for pair in due:
-        address = pair.address or f"default:{pair.target.region}"
+        address = pair.address or f"default:{pair.target.region or 'instance-region'}"
         entry = state.entry(address, pair.store.kind, pair.store.location)
         entry.last_attempt = now
         if pair.error is None:

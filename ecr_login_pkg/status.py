@@ -22,7 +22,7 @@ def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, ob
     now = time.time()
     rows: list[dict[str, object]] = []
     for pair in pairs_for(settings, environ, state):
-        address = pair.address or f"default:{pair.target.region}"
+        address = pair.address or f"default:{pair.target.region or 'instance-region'}"
         entry = state.find(address, pair.store.kind, pair.store.location)
         try:
             held = pair.store.held(address) if pair.address else None

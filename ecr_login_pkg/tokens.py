@@ -21,7 +21,7 @@ from . import __version__
 from .config import TOKEN_LIFETIME, Target
 from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
 from .logs import Log, redact, register_secret
-from .records import record
+from .records import record, replace
 from .registry import PUBLIC_REGION, strip_url
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Identity:
 
     def describe(self) -> str:
         service = "ecr-public" if self.public else "ecr"
-        parts = [f"{service} {self.region}"]
+        parts = [f"{service} {self.region or '(instance region)'}"]
         if self.profile:
             parts.append(f"profile {self.profile}")
         if self.role_arn:
@@ -257,7 +257,9 @@ class _RoleClient:
 def _awscli_fetch(identity: Identity, remaining: float) -> Token:
     """``aws ecr get-login-password``: the password comes on stdout and is never echoed."""
     service = "ecr-public" if identity.public else "ecr"
-    command = ["aws", service, "get-login-password", "--region", identity.region]
+    command = ["aws", service, "get-login-password"]
+    if identity.region:  # else the AWS CLI finds it (v2 also asks instance metadata)
+        command += ["--region", identity.region]
     if identity.profile:
         command += ["--profile", identity.profile]
     if identity.endpoint_url:
@@ -291,6 +293,34 @@ def _awscli_fetch(identity: Identity, remaining: float) -> Token:
     return decode_token(encoded, started + TOKEN_LIFETIME, None, what)
 
 
+def with_instance_region(identity: Identity) -> Identity:
+    """Fill in the region from EC2 instance metadata when nothing else named one.
+
+    The zero-config default must work on an EC2 build host that has an instance
+    profile and no AWS configuration at all, as the AWS CLI v2 does there. The
+    state keys the default registry by the identity *as planned* (region left
+    empty), so a run with nothing due never asks the metadata service.
+    """
+    if identity.region:
+        return identity
+    from botocore.utils import InstanceMetadataRegionFetcher
+
+    endpoint = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    fetcher = InstanceMetadataRegionFetcher(
+        timeout=1, num_attempts=2, config={"ec2_metadata_service_endpoint": endpoint} if endpoint else {}
+    )
+    try:
+        region = fetcher.retrieve_region()
+    except Exception:  # botocore logs and swallows most IMDS errors itself; be as lenient
+        region = None
+    if not region:
+        raise ConfigError(
+            "no AWS region: set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region "
+            "(not on EC2, or instance metadata is off)"
+        )
+    return replace(identity, region=region)
+
+
 def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
     """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt))
@@ -303,13 +333,16 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
     results: dict[Identity, Token | EcrLoginError] = {}
     boto: _BotoFetcher | None = None
     clients: dict[Identity, Any] = {}
+    asked: dict[Identity, Identity] = {}  # as planned -> with the instance's region filled in
     for identity in identities:
         if identity.source != "boto3":
+            asked[identity] = identity
             continue
         try:
             if boto is None:
                 boto = _BotoFetcher()
-            clients[identity] = boto.client(identity, deadline - time.monotonic())
+            asked[identity] = with_instance_region(identity)
+            clients[identity] = boto.client(asked[identity], deadline - time.monotonic())
         except EcrLoginError as exc:
             results[identity] = exc
 
@@ -318,7 +351,7 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
         if identity.source == "awscli":
             return _awscli_fetch(identity, remaining)
         assert boto is not None
-        return boto.fetch(identity, clients[identity])
+        return boto.fetch(asked[identity], clients[identity])
 
     def with_retries(identity: Identity) -> Token | EcrLoginError:
         tries = 0

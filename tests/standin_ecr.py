@@ -93,6 +93,8 @@ _SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 _IMDS_TOKEN_HEADER = "X-aws-ec2-metadata-token"
 _IMDS_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 _IMDS_CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
+_IMDS_REGION_PATH = "/latest/meta-data/placement/region"
+_IMDS_ZONE_PATH = "/latest/meta-data/placement/availability-zone"
 
 # Which SigV4 signing name each operation must be signed for (as AWS checks).
 _SERVICE_FOR_TARGET = {PRIVATE_TARGET: "ecr", PUBLIC_TARGET: "ecr-public"}
@@ -328,7 +330,8 @@ class StandinECR:
     STS: ``AssumeRole`` is answered for any well-formed role ARN, or, when
     ``roles`` is given, only for those (others: AccessDenied). Instance
     metadata: ``instance_role`` is the role name the IMDS paths under
-    ``/latest/`` serve (None: no instance profile, as on a bare instance).
+    ``/latest/`` serve (None: no instance profile, as on a bare instance), and
+    ``instance_region`` the region ``placement/region`` answers (None: 404).
     Temporary credentials live ``temporary_validity`` seconds. ``tls`` is
     ``(certfile, keyfile)`` to serve HTTPS (see :func:`self_signed_certificate`).
     """
@@ -345,6 +348,7 @@ class StandinECR:
         port: int = 0,
         roles: Sequence[str] | None = None,
         instance_role: str | None = None,
+        instance_region: str | None = None,
         temporary_validity: float = 3600,
         tls: tuple[str, str] | None = None,
     ) -> None:
@@ -358,6 +362,7 @@ class StandinECR:
         self.default_delay = default_delay
         self.roles = None if roles is None else list(roles)
         self.instance_role = instance_role
+        self.instance_region = instance_region
         self.temporary_validity = temporary_validity
         self.tls = tls
         self.calls: list[Call] = []
@@ -609,6 +614,10 @@ class StandinECR:
             known = token in self._imds_tokens
         if not known:  # IMDSv2 only: no token, no answer
             return self.respond(handler, 401, b"", "text/plain")
+        if handler.path == _IMDS_REGION_PATH and self.instance_region:
+            return self.respond(handler, 200, self.instance_region.encode("utf-8"), "text/plain")
+        if handler.path.rstrip("/") == _IMDS_ZONE_PATH and self.instance_region:  # what botocore asks
+            return self.respond(handler, 200, f"{self.instance_region}a".encode(), "text/plain")
         if self.instance_role is None or not handler.path.startswith(_IMDS_CREDENTIALS_PATH):
             return self.respond(handler, 404, b"", "text/plain")
         name = handler.path[len(_IMDS_CREDENTIALS_PATH):]

@@ -261,3 +261,27 @@ def test_journal_format_under_systemd(ecr, aws_env, write_config) -> None:  # ty
     assert lines and all(line[:3] in ("<3>", "<4>", "<5>", "<6>", "<7>") for line in lines), lines
     assert any(line.startswith("<3>") and "AccessDenied" in line for line in lines)
     assert not any(re.match(r"<\d>\d{4}-\d\d-\d\dT", line) for line in lines)  # no timestamp of our own
+
+
+def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token_password, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No region, no keys, no configuration: region and credentials come from instance metadata."""
+    with StandinECR(password=token_password, instance_role="build-host", instance_region="ap-northeast-2") as ec2:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED"):
+            os.environ.pop(name, None)
+        os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = ec2.url + "/"
+        os.environ["AWS_ENDPOINT_URL_ECR"] = ec2.url
+        empty = tmp_path / "empty.conf"
+        empty.write_text("")
+        first = run_ecr_login("--config", str(empty), "--store", "file")
+        assert first.code == 0, first
+        assert [call.region for call in ec2.ecr_calls()] == ["ap-northeast-2"]
+        assert ec2.ecr_calls()[0].issued_by == "imds"
+        assert "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com" in docker_config(aws_env)["auths"]
+        asked = len(ec2.metadata_requests)
+        second = run_ecr_login("--config", str(empty), "--store", "file")
+        assert second.code == 0, second
+        assert len(ec2.metadata_requests) == asked and len(ec2.ecr_calls()) == 1  # nothing due: nothing asked
+        # metadata off and no region anywhere: a clear configuration error
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+        forced = run_ecr_login("--config", str(empty), "--store", "file", "--force")
+        assert forced.code == 78 and "no AWS region" in forced.stderr, forced
