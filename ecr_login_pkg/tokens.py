@@ -208,7 +208,7 @@ class _BotoFetcher:
         else:
             entry = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else None
         if not entry:
-            raise MalformedAnswerError(f"{what}: the answer has no authorizationData")
+            raise MalformedAnswerError(f"{what}: the answer has no authorizationData{_what_came(answer, data)}")
         expires_at = _timestamp(entry.get("expiresAt"), what)
         return decode_token(entry.get("authorizationToken"), expires_at, entry.get("proxyEndpoint"), what)
 
@@ -252,6 +252,17 @@ class _RoleClient:
                 aws_session_token=creds["SessionToken"],
             )
         return self._client.get_authorization_token()
+
+
+def _what_came(answer: Any, data: Any) -> str:
+    """Say what arrived instead of a token: a proxy's page, or a body that is not the API's JSON."""
+    if data is not None:
+        return ""
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}) if isinstance(answer, dict) else {}
+    kind = str(headers.get("content-type", "")).split(";")[0].strip().lower()
+    if kind and "json" not in kind:
+        return f" (the body is {kind}, not the ECR API's JSON: a proxy or captive portal in the way?)"
+    return " (the body is not a GetAuthorizationToken answer: not JSON, or cut short)"
 
 
 def _awscli_fetch(identity: Identity, remaining: float) -> Token:
