@@ -59,6 +59,7 @@ __all__ = [
     "host_mirror",
     "missing_tools",
     "pristine_tarball",
+    "unsupported_reasons",
 ]
 
 SUITE = "bookworm"
@@ -141,6 +142,17 @@ def missing_tools() -> list[str]:
     if shutil.which("zstd") is None and shutil.which("gzip") is None:
         missing.append("zstd")
     return missing
+
+
+def unsupported_reasons() -> list[str]:
+    """Why guests cannot be booted on this host (empty when they can)."""
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append("booting a systemd-nspawn guest needs root")
+    missing = missing_tools()
+    if missing:
+        reasons.append(f"required tools not available: {', '.join(missing)} (apt-get install systemd-container debootstrap zstd)")
+    return reasons
 
 
 def host_mirror(suite: str = SUITE) -> str:
@@ -484,8 +496,8 @@ class Guest:
     def __init__(
         self,
         *,
-        bind_ro: Mapping[str | os.PathLike[str], str] | None = None,
-        bind: Mapping[str | os.PathLike[str], str] | None = None,
+        bind_ro: Mapping[str, str] | Mapping[Path, str] | None = None,
+        bind: Mapping[str, str] | Mapping[Path, str] | None = None,
         tarball: str | os.PathLike[str] | None = None,
         name: str | None = None,
         boot_timeout: float = 90.0,

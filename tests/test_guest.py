@@ -15,19 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guest import Guest, GuestCommandError, cleanup_leftovers, guests_dir, missing_tools, pristine_tarball
+from guest import Guest, GuestCommandError, cleanup_leftovers, guests_dir, pristine_tarball, unsupported_reasons
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
 
 
 def require_guest_support() -> None:
     """Skip (outside CI) or fail (in CI) when guests cannot be booted here."""
-    reasons = []
-    if os.geteuid() != 0:
-        reasons.append("booting a systemd-nspawn guest needs root")
-    missing = missing_tools()
-    if missing:
-        reasons.append(f"required tools not available: {', '.join(missing)}")
+    reasons = unsupported_reasons()
     if reasons:
         reason = "; ".join(reasons)
         if os.environ.get("CI", "").lower() == "true":
