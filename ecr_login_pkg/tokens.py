@@ -139,13 +139,16 @@ class _BotoFetcher:
         self._loader: Any = None
 
     def _session(self, profile: str | None) -> Any:
-        """One botocore session per profile; all share one data loader (models parsed once)."""
-        session = self._botocore_session.Session(profile=profile)
-        if self._loader is None:
-            self._loader = session.get_component("data_loader")
-        else:
-            session.register_component("data_loader", self._loader)
-        return session
+        """One botocore session per profile, shared by its regions' clients (a session costs
+        its handler registrations and a credential lookup); all share one data loader."""
+        if profile not in self._sessions:
+            session = self._botocore_session.Session(profile=profile)
+            if self._loader is None:
+                self._loader = session.get_component("data_loader")
+            else:
+                session.register_component("data_loader", self._loader)
+            self._sessions[profile] = session
+        return self._sessions[profile]
 
     def client(self, identity: Identity, remaining: float) -> BaseClient:
         from botocore.config import Config
