@@ -67,7 +67,12 @@ rpm:
 	rpm/build.sh --outdir $(OUT)
 
 # --- demo: added by the systemd guest demo ---------------------------------
-# demo:
+# Builds the .deb, boots a pristine Debian 12 guest (systemd-nspawn, root),
+# installs it with apt against a stand-in ECR API and registry on loopback,
+# and shows the timer, the journal, `ecr-login status` and a pull. See demo/demo.sh.
+.PHONY: demo
+demo:
+	demo/demo.sh
 
 # --- bench: added by the benchmark (bench/) --------------------------------
 # bench:

@@ -816,12 +816,8 @@ class Guest:
         return values
 
 
-def main() -> int:
-    """Smoke check: build (or reuse) the tarball, boot, show state, stop."""
-    missing = missing_tools()
-    if missing:
-        print(f"missing tools: {', '.join(missing)}", file=sys.stderr)
-        return 1
+def _smoke() -> int:
+    """Build (or reuse) the tarball, boot, show state, stop."""
     started = time.monotonic()
     tarball = pristine_tarball()
     print(f"tarball: {tarball} ({tarball.stat().st_size / 1e6:.0f} MB)")
@@ -830,6 +826,75 @@ def main() -> int:
         print(guest.run(["systemctl", "--no-pager", "list-timers"]).stdout)
     print(f"total {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _serve(bind_ro: Sequence[str], ready_file: str) -> int:
+    """Boot a guest, describe it in ``ready_file``, keep it until told to stop.
+
+    For shell scripts (demo/demo.sh): they reach the guest with
+    ``nsenter -t PID1 -a``. Stops cleanly on SIGTERM, SIGINT or SIGHUP, when
+    the guest powers off, and when the parent process goes away (so a
+    killed script does not leave a guest behind).
+    """
+    binds: dict[str, str] = {}
+    for spec in bind_ro:
+        host, sep, inside = spec.partition(":")
+        if not sep or not host or not inside.startswith("/"):
+            print(f"--bind-ro wants HOST:GUEST_PATH, not {spec!r}", file=sys.stderr)
+            return 64
+        binds[str(Path(host).resolve())] = inside
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    parent = os.getppid()
+    with Guest(bind_ro=binds) as guest:
+        description = {
+            "name": guest.name,
+            "pid1": guest.pid1,
+            "root": str(guest.root),
+            "state": guest.state,
+            "failed_units": guest.failed_units,
+            "timings": guest.timings,
+        }
+        partial = f"{ready_file}.tmp"
+        with open(partial, "w") as handle:
+            json.dump(description, handle)
+        os.replace(partial, ready_file)
+        while not stop and guest.running and os.getppid() == parent:
+            time.sleep(0.2)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Pristine Debian guests with real systemd (systemd-nspawn).")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("smoke", help="build or reuse the tarball, boot a guest once, stop it (default)")
+    commands.add_parser("tarball", help="build or reuse the pristine tarball; print its path")
+    commands.add_parser("cleanup", help="remove guests left behind by killed runs")
+    serve = commands.add_parser("serve", help="boot a guest and keep it until SIGTERM/SIGINT")
+    serve.add_argument("--bind-ro", action="append", default=[], metavar="HOST:GUEST", help="bind a host path read-only")
+    serve.add_argument("--ready-file", required=True, help="JSON with name, pid1, state is written here once booted")
+    args = parser.parse_args(argv)
+    reasons = unsupported_reasons()
+    if reasons:
+        print("; ".join(reasons), file=sys.stderr)
+        return 69
+    if args.command == "serve":
+        return _serve(args.bind_ro, args.ready_file)
+    if args.command == "tarball":
+        print(pristine_tarball())
+        return 0
+    if args.command == "cleanup":
+        cleanup_leftovers()
+        return 0
+    return _smoke()
 
 
 if __name__ == "__main__":
