@@ -8,7 +8,7 @@ import sys
 from . import __version__
 from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
 from .errors import EX_OK, EcrLoginError, UsageError
-from .logs import DEBUG, INFO, WARNING, Log, redact
+from .logs import DEBUG, INFO, WARNING, Log, redact, register_environment_secrets
 from .plainargs import read as read_plain_arguments
 
 TYPE_CHECKING = False
@@ -96,6 +96,7 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    register_environment_secrets(os.environ)
     log = Log()
     try:
         command_line = with_default_command(args_list)

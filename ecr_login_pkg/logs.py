@@ -31,6 +31,12 @@ def register_secret(value: str) -> None:
         _secrets.add(value)
 
 
+def register_environment_secrets(environ: os._Environ[str] | dict[str, str]) -> None:
+    """AWS credentials given in the environment: an error message that echoes one shows ``***`` instead."""
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        register_secret(environ.get(name, ""))
+
+
 def redact(text: str) -> str:
     """Mask every registered secret and anything shaped like ``secret=...``."""
     for secret in sorted(_secrets, key=len, reverse=True):
