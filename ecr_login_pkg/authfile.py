@@ -124,6 +124,8 @@ class AuthFile:
                     changed = True
                 auths[address] = entry
                 result[address] = fingerprint(auth)
+            if result and info is not None and stat.S_IMODE(info.st_mode) & 0o077:
+                changed = True  # our login is in a file others may read: rewrite it 0600
             if changed:
                 data["auths"] = auths
                 owner = (info.st_uid, info.st_gid) if info else None
