@@ -235,10 +235,22 @@ def test_shipped_files_are_the_repository_files(deb: Deb, tmp_path: Path) -> Non
         "usr/lib/sysusers.d/ecr-login.conf": "systemd/ecr-login.sysusers",
         "usr/lib/tmpfiles.d/ecr-login.conf": "systemd/ecr-login.tmpfiles",
         "usr/share/bash-completion/completions/ecr-login": "completion/ecr-login",
+        "usr/bin/ecr-login": "debian/bin/ecr-login",
         **{f"lib/systemd/system/{unit}": f"systemd/{unit}" for unit in UNITS},
     }
     for installed, source in pairs.items():
         assert (root / installed).read_bytes() == (ROOT / source).read_bytes(), installed
+
+
+def test_installed_command_runs(deb: Deb, tmp_path: Path) -> None:
+    """/usr/bin/ecr-login of the package, on Debian's interpreter, with the package's modules."""
+    require_tool(DEB_PYTHON)
+    root = deb.extract(tmp_path / "root")
+    env = {**os.environ, "PYTHONPATH": str(root / "usr/lib/python3/dist-packages")}
+    done = run([DEB_PYTHON, str(root / "usr/bin/ecr-login"), "--version"], env=env, cwd=tmp_path)
+    assert done.stdout.strip() == f"ecr-login {VERSION}"
+    done = run([DEB_PYTHON, str(root / "usr/bin/ecr-login"), "--no-such-option"], env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 64, done.stderr
 
 
 def test_sysusers_creates_the_service_user() -> None:
