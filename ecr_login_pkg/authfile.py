@@ -7,8 +7,6 @@ through an atomic rename, mode 0600, and never overwrite a file we cannot parse.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import stat
@@ -18,12 +16,30 @@ from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollo
 
 
 def encode_auth(username: str, password: str) -> str:
+    import base64  # only a login being stored needs it
+
     return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def fingerprint(auth: str) -> str:
     """A short digest identifying a stored login without revealing it."""
-    return hashlib.sha256(auth.encode("ascii", "replace")).hexdigest()[:16]
+    return sha256_hex(auth.encode("ascii", "replace"))[:16]
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 from CPython's built-in module (``_sha2``; ``_sha256`` before 3.12), else hashlib.
+
+    ``import hashlib`` first loads OpenSSL's libcrypto: milliseconds of every run with nothing
+    due, which hashes nothing but these fingerprints. The digest is the same either way.
+    """
+    for name in ("_sha2", "_sha256"):
+        try:
+            return str(__import__(name).sha256(data).hexdigest())
+        except ImportError:
+            continue
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 class AuthFile:

@@ -35,7 +35,7 @@ sys.addaudithook(lambda event, args: events.append(event) if event in WATCHED el
 from ecr_login_pkg.cli import main
 code = main(sys.argv[1:])
 HEAVY = ("argparse", "dataclasses", "inspect", "typing", "subprocess", "socket", "threading", "shutil",
-         "botocore", "boto3", "urllib3", "concurrent.futures")
+         "hashlib", "base64", "botocore", "boto3", "urllib3", "concurrent.futures")
 loaded = set(sys.modules) - at_start
 print(code, "events:" + ",".join(events), "heavy:" + ",".join(name for name in HEAVY if name in loaded))
 """
@@ -92,6 +92,16 @@ def test_no_op_run_with_the_file_store_writes_nothing(ecr, aws_env, write_config
     assert (code, events, heavy) == (0, [], [])
     assert [(path.stat().st_ino, path.stat().st_mtime_ns) for path in written] == before  # not even rewritten
     assert ecr.call_count == 2  # one per region, from the first run only
+
+
+def test_fingerprints_are_sha256_whichever_module_computes_them() -> None:
+    import hashlib
+
+    from ecr_login_pkg.authfile import fingerprint, sha256_hex
+
+    for data in (b"", b"AWS:secret", bytes(range(256)) * 40):
+        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    assert fingerprint("QVdTOnNlY3JldA==") == hashlib.sha256(b"QVdTOnNlY3JldA==").hexdigest()[:16]
 
 
 # --- plain argument reading agrees with argparse ---------------------------
