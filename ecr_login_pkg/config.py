@@ -405,6 +405,8 @@ def _finish(target: Target, overrides: Overrides, environ: Mapping[str, str]) ->
             changes["region"] = validate_region(region) if region else ""
         except ConfigError as exc:
             raise ConfigError(f"region from the environment: {exc}") from None
-    if not (overrides.endpoint_url or target.endpoint_url):
+    if overrides.endpoint_url:
+        changes["endpoint_url"] = overrides.endpoint_url
+    elif not target.endpoint_url:
         changes["endpoint_url"] = env_endpoint(environ, target.public)
     return replace(target, **changes) if changes else target  # type: ignore[arg-type]

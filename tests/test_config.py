@@ -156,3 +156,9 @@ def test_missing_or_unreadable_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("6h", 21600), ("90m", 5400), ("1h30m", 5400), ("45s", 45), ("3600", 3600)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_endpoint_flag_wins_over_a_sections_own(tmp_path: Path) -> None:
+    text = "[defaults]\nstores = file\n[x]\nhost = public.ecr.aws\nendpoint_url = http://127.0.0.1:7\n"
+    assert settings_for(text, tmp_path).targets[0].endpoint_url == "http://127.0.0.1:7"
+    assert settings_for(text, tmp_path, endpoint_url="http://127.0.0.1:8").targets[0].endpoint_url == "http://127.0.0.1:8"
