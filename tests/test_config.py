@@ -83,8 +83,8 @@ def test_zero_config_region_sources(tmp_path: Path) -> None:
     both = dict(env, AWS_REGION="eu-north-1", AWS_DEFAULT_REGION="x")
     assert settings_for("", tmp_path, env=both).targets[0].region == "eu-north-1"
     assert settings_for("", tmp_path, env=env, region="ca-central-1").targets[0].region == "ca-central-1"
-    with pytest.raises(ConfigError, match="no AWS region"):
-        settings_for("", tmp_path)
+    # nothing names a region: left empty for EC2 instance metadata, asked only when a token is due
+    assert settings_for("", tmp_path).targets[0].region == ""
 
 
 def test_default_store_follows_the_docker_cli(tmp_path: Path) -> None:
