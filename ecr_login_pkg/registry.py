@@ -30,8 +30,9 @@ DUALSTACK_SUFFIXES = {
     "amazonwebservices.com.cn": "aws-cn",
 }
 
-REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
-ACCOUNT_RE = re.compile(r"^\d{12}$")
+# [0-9] and \Z, not \d and $: \d also matches non-ASCII digits, $ also a trailing newline.
+REGION_RE = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}\Z")
+ACCOUNT_RE = re.compile(r"^[0-9]{12}\Z")
 _CLASSIC_RE = re.compile(r"^(?P<account>[^.]+)\.dkr\.ecr(?P<fips>-fips)?\.(?P<region>[^.]+)\.(?P<suffix>.+)$")
 _DUALSTACK_RE = re.compile(r"^(?P<account>[^.]+)\.dkr-ecr(?P<fips>-fips)?\.(?P<region>[^.]+)\.on\.(?P<suffix>.+)$")
 _REGION_PARTITION_PREFIX = {
