@@ -23,7 +23,7 @@ from ecr_login_pkg.config import DEFAULTS_KEYS, REGISTRY_KEYS, Overrides, load
 from ecr_login_pkg.errors import ConfigError, UsageError
 from ecr_login_pkg.registry import PUBLIC_HOST, parse_host
 
-PROFILE = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 
 # (partition, classic DNS suffix, dual-stack DNS suffix or None, region strategy)
