@@ -157,7 +157,8 @@ class _BotoFetcher:
         config = Config(
             connect_timeout=max(1.0, min(5.0, remaining)),
             read_timeout=max(1.0, min(15.0, remaining)),
-            retries={"total_max_attempts": 1},
+            # no botocore retries (ours are above); "standard" mode, unlike "legacy", loads no _retry.json model
+            retries={"total_max_attempts": 1, "mode": "standard"},
             user_agent_extra=f"ecr-login/{__version__}",
         )
         service = "ecr-public" if identity.public else "ecr"
