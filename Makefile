@@ -75,7 +75,13 @@ demo:
 	demo/demo.sh
 
 # --- bench: added by the benchmark (bench/) --------------------------------
-# bench:
+# ecr-login against `aws ecr get-login-password | docker login` on loopback
+# (stand-in ECR + docker-registry): prints the table, writes bench/results.json
+# and bench/chart.png. Takes a few minutes. Options: make bench BENCH_ARGS='--help'.
+.PHONY: bench
+bench:
+	$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r .ci/requirements-bench.txt
+	$(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT) build dist deb_dist *.egg-info .pytest_cache
