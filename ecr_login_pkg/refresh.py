@@ -121,13 +121,30 @@ def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log:
 
 def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: State, force: bool) -> int:
     due = _plan(pairs_for(settings, environ, state), state, settings, force, log)
+    codes = []
     for pair in due:
-        name = pair.address or f"default registry ({pair.target.region})"
-        what = f"error: {pair.error}" if pair.error else pair.reason
-        log.notice(f"would log in to {name} ({pair.store.kind}, {pair.store.location}): {what}")
+        region = pair.target.region
+        if pair.address is None and not region and pair.error is None:
+            from .tokens import identity_of, with_instance_region
+
+            try:  # a dry run should catch the missing region the real run would hit
+                region = with_instance_region(identity_of(pair.target)).region + " from instance metadata"
+            except EcrLoginError as exc:
+                pair.error = exc
+        if pair.error is None:
+            try:  # and a store file the real run could not write
+                pair.store.held(pair.address or "")
+            except EcrLoginError as exc:
+                pair.error = exc
+        name = pair.address or f"default registry ({region})"
+        if pair.error:
+            codes.append(pair.error.exit_code)
+            log.error(f"would fail for {name} ({pair.store.kind}, {pair.store.location}): {pair.error}")
+        else:
+            log.notice(f"would log in to {name} ({pair.store.kind}, {pair.store.location}): {pair.reason}")
     if not due:
         log.notice("nothing is due")
-    return EX_OK
+    return most_severe(codes) if codes else EX_OK
 
 
 def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: State, force: bool) -> int:

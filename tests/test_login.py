@@ -285,3 +285,17 @@ def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token
         os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
         forced = run_ecr_login("--config", str(empty), "--store", "file", "--force")
         assert forced.code == 78 and "no AWS region" in forced.stderr, forced
+
+
+def test_dry_run_reports_what_the_real_run_would_fail_on(aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    os.environ.pop("AWS_DEFAULT_REGION")
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    dry = run_ecr_login("--config", str(empty), "--store", "file", "--dry-run")
+    assert dry.code == 78 and "no AWS region" in dry.stderr, dry
+    corrupt = Path(aws_env["DOCKER_CONFIG"])
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{broken")
+    dry = run_ecr_login("--config", str(empty), "--store", "file", "--dry-run", "--region", "eu-west-1")
+    assert dry.code == 78 and "config.json" in dry.stderr, dry
