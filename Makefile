@@ -3,7 +3,9 @@
 #   make deb     Debian package (dpkg-buildpackage -us -uc -b) into out/
 #   make stdeb   the same package by the stdeb route, into out/stdeb/
 #   make lint    ruff, mypy, lintian
-#   make test    the whole test suite (exactly what CI runs)
+#   make test    set-up, then the whole test suite (exactly what CI runs)
+#   make demo    set-up, then the package on a booted Debian 12 guest (the main job)
+#   make rpm     Fedora-style RPM into out/;  make bench  the benchmark
 #   make clean
 #
 # Builds run in a copy of the working tree under out/build/, so nothing lands
@@ -31,7 +33,7 @@ define copy_tree
 	    -cf - . | tar -C $(1) -xf -
 endef
 
-.PHONY: all deb stdeb lint test clean
+.PHONY: all setup deb stdeb lint test clean
 
 all: deb
 
@@ -54,8 +56,12 @@ lint: deb
 	$(PYTHON) -m mypy ecr_login_pkg
 	lintian --fail-on error,warning --pedantic --info $(DEB) $(CHANGES)
 
-test:
-	$(PYTHON) -m pytest -q
+# Set-up for a fresh Debian 12 machine (apt and pip; idempotent, seconds when done).
+setup:
+	bash .ci/setup.sh
+
+test: setup
+	$(PYTHON) -m pytest -q -rs
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
 # Fedora-style ecr-login-VERSION-1.noarch.rpm and .src.rpm into $(OUT)/
@@ -71,7 +77,7 @@ rpm:
 # installs it with apt against a stand-in ECR API and registry on loopback,
 # and shows the timer, the journal, `ecr-login status` and a pull. See demo/demo.sh.
 .PHONY: demo
-demo:
+demo: setup
 	demo/demo.sh
 
 # --- bench: added by the benchmark (bench/) --------------------------------
