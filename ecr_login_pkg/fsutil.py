@@ -57,8 +57,15 @@ def read_text_nofollow(path: str) -> str | None:
         raise ConfigError(f"{path}: is not UTF-8 text") from None
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically; the temp file never outlives a failure."""
+def atomic_write(
+    path: str, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None, durable: bool = True
+) -> None:
+    """Replace ``path`` with ``data`` atomically; the temp file never outlives a failure.
+
+    ``durable``: fsync the data and the directory, so that a crash right after leaves the new
+    file, not an empty one. Each fsync costs milliseconds; a file that is rebuilt when lost
+    (the state, the metrics) can do without.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     temp = os.path.join(directory, f"{TEMP_PREFIX}{os.urandom(6).hex()}.tmp")  # not `secrets`: its import costs ms
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -75,7 +82,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, owner: tuple[int, in
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, path)
@@ -85,7 +93,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, owner: tuple[int, in
     except BaseException:
         _unlink_quietly(temp)
         raise
-    _fsync_dir(directory)
+    if durable:
+        _fsync_dir(directory)
 
 
 def _write_error(path: str, exc: OSError) -> Exception:

@@ -97,4 +97,5 @@ class State:
             "entries": {key: asdict(entry) for key, entry in sorted(self.entries.items())},
             "default_hosts": self.default_hosts,
         }
-        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
+        # Not durable: a state lost in a crash costs one unneeded refresh, a fsync costs every run.
+        atomic_write(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600, durable=False)
