@@ -286,6 +286,32 @@ def assert_no_secret(text: str, backends: Backends, where: str) -> None:
         assert value not in text, f"the {label} appears in {where}"
 
 
+def wait_out_timer_tick(guest: Guest, timer: str = "ecr-login.timer", margin: float = 45.0) -> None:
+    """If ``timer`` fires within ``margin`` seconds, wait until that run is over.
+
+    The package starts the timer at install (first tick 2 min after boot,
+    then a quarter-hourly one with a per-host offset). A tick that lands
+    while a test is configuring the service would run half-configured and
+    race the test's own ``systemctl start``; waiting it out keeps the test
+    deterministic without changing the package's schedule.
+    """
+    line = guest.run(["systemctl", "list-timers", "--all", "--no-legend", "--no-pager", timer]).stdout.strip()
+    fields = line.split()
+    if len(fields) < 4 or fields[0] in ("-", "n/a"):
+        return
+    left = int(guest.run(["date", "-d", " ".join(fields[:4]), "+%s"]).stdout) - int(guest.run(["date", "+%s"]).stdout)
+    if left > margin:
+        return
+    service = timer.replace(".timer", ".service")
+    deadline = time.monotonic() + max(left, 0) + 120
+    while time.monotonic() < deadline:
+        fired = guest.systemctl_show(timer, "LastTriggerUSec")["LastTriggerUSec"] not in ("", "n/a", "0")
+        if fired and guest.run(["systemctl", "is-active", service], check=False).stdout.strip() != "activating":
+            return
+        time.sleep(1)
+    raise AssertionError(f"{timer} was due in {left} s but its run did not finish")
+
+
 def start_service(guest: Guest, unit: str) -> dict[str, str]:
     """systemctl start a oneshot; return Result/ExecMainStatus (no exception on failure)."""
     guest.run(["systemctl", "start", unit], check=False, timeout=180)
@@ -356,6 +382,7 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
             assert guest.run(["stat", "-c", "%a %U", "/etc/default/ecr-login"]).stdout.split() == ["600", "root"]
 
         with step("configure /etc/default/ecr-login and start the service"):
+            wait_out_timer_tick(guest)
             guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
             calls_before = backends.ecr.call_count
             shown = start_service(guest, "ecr-login.service")
@@ -431,6 +458,7 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
             assert_timer_scheduled(guest, "ecr-login.timer")
             assert guest.run(["stat", "-c", "%U %a", SERVICE_HOME]).stdout.split() == ["ecr-login", "700"]
             assert backends.access_key not in guest.read_file("/etc/default/ecr-login"), "purged settings came back"
+            wait_out_timer_tick(guest)
             guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
             shown = start_service(guest, "ecr-login.service")
             assert shown["Result"] == "success", f"{shown}\n{guest.journal('ecr-login.service')}"
