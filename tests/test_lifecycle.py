@@ -11,7 +11,8 @@ zero-config default login is one the registry really checks.
 The guest installs without Recommends: the only docker CLI in Debian 12 comes
 with the daemon (docker.io, some 80 packages). Without a docker CLI
 ecr-login's default store is the file store, which writes the same
-~/.docker/config.json.
+~/.docker/config.json; one test binds the host's static docker CLI into the
+guest to run the docker store under the hardened unit.
 
 Set ECR_LOGIN_DEB (and ECR_LOGIN_RPM) to test prebuilt packages instead of
 building this tree.
@@ -542,4 +543,56 @@ def test_rpm_scriptlets_on_systemd(rpm_package: Path, capsys: pytest.CaptureFixt
             assert guest.run(["test", "-e", wants], check=False).returncode != 0, "rpm -e left the timer enabled"
             assert "ecr-login.timer" not in guest.run(["systemctl", "list-timers", "--all", "--no-pager"]).stdout
     _print_timing(capsys, step.report("rpm scriptlet test"))
+    step.check_soft()
+
+
+HOST_DOCKER = "/usr/local/bin/docker"
+
+
+def _is_static_elf(path: str) -> bool:
+    """A 64-bit little-endian ELF without a program interpreter (runs in any root)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(64)
+            if header[:6] != b"\x7fELF\x02\x01":
+                return False
+            phoff = int.from_bytes(header[0x20:0x28], "little")
+            phentsize = int.from_bytes(header[0x36:0x38], "little")
+            phnum = int.from_bytes(header[0x38:0x3A], "little")
+            handle.seek(phoff)
+            table = handle.read(phentsize * phnum)
+    except OSError:
+        return False
+    pt_interp = 3
+    return all(int.from_bytes(table[i : i + 4], "little") != pt_interp for i in range(0, len(table), phentsize))
+
+
+def test_docker_store_under_the_hardened_service(debs: Debs, backends: Backends, capsys: pytest.CaptureFixture[str]) -> None:
+    """With a docker CLI present the service logs in through `docker login`, sandbox and all.
+
+    Debian 12 ships no docker CLI without the daemon, so the host's CLI (a
+    static binary) is bound read-only into the guest, where it is found on
+    the service's PATH and becomes the default store.
+    """
+    docker = shutil.which("docker") or HOST_DOCKER
+    if not _is_static_elf(docker):
+        require_tool("a statically linked docker CLI (bound into the guest)")
+    step = Steps()
+    binds = {debs.current.parent: "/srv/current", Path(docker).resolve(): HOST_DOCKER}
+    with Guest(bind_ro=binds) as guest:
+        with step("install"):
+            guest.run(["apt-get", "-q", "update"], timeout=300)
+            apt_install(guest, f"/srv/current/{debs.current.name}")
+        with step("run the service with the docker store"):
+            wait_out_timer_tick(guest)
+            guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
+            shown = start_service(guest, "ecr-login.service")
+            journal = guest.journal("ecr-login.service")
+            assert shown["Result"] == "success", f"{shown}\n{journal}"
+            assert re.search(r"\(docker\b", journal), f"the docker store was not used:\n{journal}"
+            assert stored_auth(guest, SERVICE_AUTH, backends.registry.address) == basic_token(backends.password)
+            assert guest.run(["stat", "-c", "%a %U", SERVICE_AUTH]).stdout.split() == ["600", "ecr-login"]
+            assert_login_works(guest, backends, "ecr-login", SERVICE_AUTH)
+            assert_no_secret(guest.run(["journalctl", "-b", "--no-pager", "-o", "export"]).stdout, backends, "the journal")
+    _print_timing(capsys, step.report("docker store test"))
     step.check_soft()
