@@ -7,12 +7,18 @@ through an atomic rename, mode 0600, and never overwrite a file we cannot parse.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
 
 from .errors import ConfigError
 from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def encode_auth(username: str, password: str) -> str:
@@ -27,19 +33,25 @@ def fingerprint(auth: str) -> str:
 
 
 def sha256_hex(data: bytes) -> str:
+    return str(_sha256()(data).hexdigest())
+
+
+@functools.cache
+def _sha256() -> Callable[[bytes], Any]:
     """SHA-256 from CPython's built-in module (``_sha2``; ``_sha256`` before 3.12), else hashlib.
 
     ``import hashlib`` first loads OpenSSL's libcrypto: milliseconds of every run with nothing
     due, which hashes nothing but these fingerprints. The digest is the same either way.
+    Looked up once: a failed import is not remembered, and would search sys.path every time.
     """
     for name in ("_sha2", "_sha256"):
         try:
-            return str(__import__(name).sha256(data).hexdigest())
+            return __import__(name).sha256
         except ImportError:
             continue
     import hashlib
 
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256
 
 
 class AuthFile:
