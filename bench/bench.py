@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import statistics
@@ -84,6 +85,7 @@ class Case:
     token_calls: int  # GetAuthorizationToken calls one run must make (checked on every run)
     repeat: int = 1  # runs per round (more for the millisecond-scale cases)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # user + system of the whole process tree
     rss_kb: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
@@ -91,6 +93,7 @@ class Case:
             "key": self.key, "scenario": self.scenario, "tool": self.tool, "interpreter": self.interpreter,
             "registries": self.registries, "runs": len(self.seconds),
             "median_s": statistics.median(self.seconds), "min_s": min(self.seconds), "max_s": max(self.seconds),
+            "median_cpu_s": statistics.median(self.cpu_seconds),
             "median_peak_rss_kb": int(statistics.median(self.rss_kb)), "seconds": self.seconds, "peak_rss_kb": self.rss_kb,
         }
 
@@ -103,6 +106,7 @@ def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = Tru
     a fork and an exec, so the millisecond cases are timed in runs of their own without it.
     """
     calls_before = ecr.call_count
+    cpu_before = children_cpu()
     with tempfile.NamedTemporaryFile(prefix="rss-") as rss_file, tempfile.TemporaryFile() as errors:
         command = [TIME, "-f", "%M", "-o", rss_file.name, *case.command] if rss else case.command
         started = time.perf_counter()
@@ -114,6 +118,7 @@ def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = Tru
             process.kill()
             process.wait()
         elapsed = time.perf_counter() - started
+        cpu = children_cpu() - cpu_before
         errors.seek(0)
         message = errors.read()[-4000:].decode(errors="replace")
         peak_kb = int(Path(rss_file.name).read_text().split()[-1]) if rss and process.returncode == 0 else 0
@@ -124,8 +129,14 @@ def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = Tru
         raise SystemExit(f"bench: {case.key} made {calls} token call(s), expected {case.token_calls}:\n{message}")
     if timed:
         case.seconds.append(elapsed)
+        case.cpu_seconds.append(cpu)
     if rss:
         case.rss_kb.append(peak_kb)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def real_python(python: str) -> str:
@@ -256,10 +267,13 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
     return cases
 
 
-def ratio(cases: dict[str, Case], numerator: str, denominator: str, *, rss: bool = False) -> float | None:
+def ratio(cases: dict[str, Case], numerator: str, denominator: str, *, rss: bool = False, cpu: bool = False) -> float | None:
     if numerator not in cases or denominator not in cases:
         return None
-    pick = (lambda c: statistics.median(c.rss_kb)) if rss else (lambda c: statistics.median(c.seconds))
+
+    def pick(case: Case) -> float:
+        return statistics.median(case.rss_kb if rss else case.cpu_seconds if cpu else case.seconds)
+
     return pick(cases[numerator]) / pick(cases[denominator])
 
 
@@ -279,6 +293,10 @@ def goal_rows(cases: dict[str, Case], pythons: dict[str, str], sizes: list[int])
              ratio(cases, f"noop_{tag}_1_docker", f"pass_{tag}")),
             ("no_op", f"no-op, {biggest} registries (file store) / python3 -c pass",
              ratio(cases, f"noop_{tag}_{biggest}_file", f"pass_{tag}")),
+            ("no_op", "no-op, 1 registry (docker store) / python3 -c pass, in CPU time (less sensitive to load)",
+             ratio(cases, f"noop_{tag}_1_docker", f"pass_{tag}", cpu=True)),
+            ("no_op", f"no-op, {biggest} registries (file store) / python3 -c pass, in CPU time",
+             ratio(cases, f"noop_{tag}_{biggest}_file", f"pass_{tag}", cpu=True)),
             ("peak_rss", "peak RSS: ecr-login --force, 1 registry (file store) / aws get-login-password",
              ratio(cases, f"ecr_login_{tag}_1_file", "aws_alone", rss=True)),
             ("peak_rss", f"peak RSS: ecr-login --force, {biggest} registries (file store) / aws get-login-password",
@@ -292,12 +310,13 @@ def goal_rows(cases: dict[str, Case], pythons: dict[str, str], sizes: list[int])
 
 
 def table(cases: list[Case], goals: list[dict[str, object]]) -> str:
-    lines = ["| scenario | tool | interpreter | median s | min-max s | peak RSS MB |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = ["| scenario | tool | interpreter | median s | min-max s | CPU s | peak RSS MB |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for case in cases:
         lines.append(
             f"| {case.scenario} | {case.tool} | {case.interpreter} | {statistics.median(case.seconds):.3f} | "
-            f"{min(case.seconds):.3f}-{max(case.seconds):.3f} | {statistics.median(case.rss_kb) / 1024:.1f} |"
+            f"{min(case.seconds):.3f}-{max(case.seconds):.3f} | {statistics.median(case.cpu_seconds):.3f} | "
+            f"{statistics.median(case.rss_kb) / 1024:.1f} |"
         )
     lines += ["", "| goal | interpreter | ratio | target | met |", "|---|---|---:|---:|---|"]
     for row in goals:
@@ -327,8 +346,13 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
         points = [(n, statistics.median(cases[key].seconds)) for n in sizes
                   if (key := (first if n == 1 and first else pattern.format(n=n))) in cases]
         axes.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour, label=name)
+    from matplotlib.ticker import FuncFormatter
+
     axes.set_xscale("log")
     axes.set_yscale("log")
+    for axis in (axes.yaxis,):
+        axis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda value, _position: f"{value:g}" if str(value)[0] in "235" else ""))
     axes.set_xticks(sizes, [str(n) for n in sizes])
     axes.set_xlabel(f"registries (over {len(REGIONS)} regions from 10 on)")
     axes.set_ylabel("seconds (median, log scale)")
@@ -345,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every token call (default 30)")
     parser.add_argument("--runs", type=int, default=5, help="rounds; each case runs once per round (default 5, at least 5)")
-    parser.add_argument("--noop-repeat", type=int, default=5, help="runs per round of the millisecond cases (default 5)")
+    parser.add_argument("--noop-repeat", type=int, default=10, help="runs per round of the millisecond cases (default 10)")
     parser.add_argument("--sizes", default="1,10,50", help="numbers of registries (default 1,10,50)")
     parser.add_argument("--python", action="append", help="interpreter(s) for ecr-login (repeatable)")
     parser.add_argument("--aws", default="aws", help="the AWS CLI (default: aws on PATH)")
@@ -392,15 +416,19 @@ def main(argv: list[str] | None = None) -> int:
         by_key = {case.key: case for case in cases}
         for case in cases:  # warm-up, not recorded: page cache, pyc files, and a first login for the no-op runs
             run_once(case, ecr, timed=False, rss=False)
+        slow = [case for case in cases if case.repeat == 1]
+        fast = [case for case in cases if case.repeat > 1]  # no-op runs and `python3 -c pass`: milliseconds
         started = time.time()
         for round_number in range(1, args.runs + 1):
-            order = cases[round_number % len(cases):] + cases[:round_number % len(cases)]  # rotate: no fixed neighbour
-            for case in order:
-                if case.repeat == 1:
-                    run_once(case, ecr)
-                    continue
-                for _ in range(case.repeat):
+            shift = round_number % len(slow)
+            for case in slow[shift:] + slow[:shift]:  # rotated: no case always follows the same one
+                run_once(case, ecr)
+            # The millisecond cases alternate run by run, so that each no-op and the `python3 -c pass`
+            # it is compared with see the same load on the machine.
+            for _ in range(args.noop_repeat):
+                for case in fast:
                     run_once(case, ecr, rss=False)
+            for case in fast:
                 run_once(case, ecr, timed=False)
             print(f"bench: round {round_number}/{args.runs} done ({time.time() - started:.0f} s)", file=sys.stderr)
         check_logins(by_key, addresses, args.sizes)
