@@ -596,3 +596,149 @@ def test_docker_store_under_the_hardened_service(debs: Debs, backends: Backends,
             assert_no_secret(guest.run(["journalctl", "-b", "--no-pager", "-o", "export"]).stdout, backends, "the journal")
     _print_timing(capsys, step.report("docker store test"))
     step.check_soft()
+
+
+# --- the zero-config default under its real ECR name, over TLS ------------------------------
+
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def _make_ca_and_cert(directory: Path, host: str) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for ``host`` signed by it."""
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
+    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ecr-login tests CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", str(ca_key), "-out", str(ca_crt),
+    )  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(csr))
+    extensions = directory / "server.ext"
+    extensions.write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(extensions), "-out", str(crt),
+    )  # fmt: skip
+    return ca_crt, crt, key
+
+
+@contextmanager
+def _tls_registry_on_443(workdir: Path, password: str, ca: Path, cert: Path, key: Path) -> Iterator[str]:
+    """docker-registry with htpasswd auth and TLS on 127.0.0.1:443; yields its address."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 443))
+        except OSError as exc:
+            pytest.skip(f"127.0.0.1:443 is not free here ({exc})")
+    htpasswd = workdir / "htpasswd"
+    subprocess.run(
+        ["htpasswd", "-i", "-B", "-c", str(htpasswd), "AWS"], input=password + "\n", text=True, check=True, capture_output=True
+    )
+    config = {
+        "version": "0.1",
+        "log": {"level": "info", "formatter": "text"},
+        "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}},
+        "http": {
+            "addr": "127.0.0.1:443",
+            "secret": secrets.token_hex(16),
+            "tls": {"certificate": str(cert), "key": str(key)},
+        },
+        "auth": {"htpasswd": {"realm": "ecr-login-tests", "path": str(htpasswd)}},
+    }
+    (workdir / "config.yml").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    with open(workdir / "registry.log", "wb") as log:
+        process = subprocess.Popen(
+            [DOCKER_REGISTRY, "serve", str(workdir / "config.yml")], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+        )
+    try:
+        import ssl
+        import urllib.error
+        import urllib.request
+
+        context = ssl.create_default_context(cafile=str(ca))
+        context.check_hostname = False
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, (workdir / "registry.log").read_text()
+            try:
+                urllib.request.urlopen("https://127.0.0.1:443/v2/", context=context, timeout=2)
+            except urllib.error.HTTPError as err:
+                assert err.code == 401, f"/v2/ answered {err.code}"
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (workdir / "registry.log").read_text()
+                time.sleep(0.1)
+        yield "127.0.0.1:443"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_zero_config_default_registry_by_its_ecr_name(debs: Debs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stand-in answers with ECR's own proxyEndpoint; the guest resolves that name to loopback.
+
+    The login ecr-login stores is for https://123456789012.dkr.ecr.us-east-1.amazonaws.com,
+    exactly as against AWS, and skopeo (TLS verified against a test CA the
+    guest trusts) pulls through it: the zero-config default end to end.
+    """
+    for tool in (DOCKER_REGISTRY, "htpasswd", "skopeo", "openssl"):
+        require_tool(tool)
+    step = Steps()
+    password = secrets.token_urlsafe(24)
+    access_key = "AKIDLIFECYCLE" + secrets.token_hex(4).upper()
+    secret_key = secrets.token_urlsafe(30)
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ca, cert, key = _make_ca_and_cert(pki, ECR_HOST)
+    (tmp_path / "registry").mkdir()
+    with _tls_registry_on_443(tmp_path / "registry", password, ca, cert, key) as address:
+        layout = tmp_path / "image"
+        digest = build_oci_layout(layout, TAG, content="pulled from the default registry by its ECR name\n")
+        push_auth = write_auth_file(tmp_path / "push-auth.json", address, basic_token(password))
+        skopeo_copy(f"oci:{layout}:{TAG}", f"docker://{address}/{IMAGE}:{TAG}", push_auth)
+        with (
+            StandinECR(password, credentials={access_key: secret_key}) as ecr,
+            Guest(bind_ro={debs.current.parent: "/srv/current", pki: "/srv/pki"}) as guest,
+        ):
+            with step("trust the test CA, point the ECR name at loopback"):
+                guest.run(["cp", "/srv/pki/ca.crt", "/usr/local/share/ca-certificates/ecr-login-tests.crt"])
+                guest.run(["update-ca-certificates"])
+                guest.run(["sh", "-c", f"echo '127.0.0.1 {ECR_HOST}' >> /etc/hosts"])
+            with step("install and run"):
+                guest.run(["apt-get", "-q", "update"], timeout=300)
+                apt_install(guest, f"/srv/current/{debs.current.name}")
+                wait_out_timer_tick(guest)
+                environment = (
+                    f"AWS_ACCESS_KEY_ID={access_key}\nAWS_SECRET_ACCESS_KEY={secret_key}\n"
+                    f"AWS_REGION={REGION}\nAWS_ENDPOINT_URL_ECR={ecr.url}\n"
+                )
+                guest.write_file("/etc/default/ecr-login", environment, mode=0o600)
+                shown = start_service(guest, "ecr-login.service")
+                assert shown["Result"] == "success", f"{shown}\n{guest.journal('ecr-login.service')}"
+            with step("pull by the ECR name with the stored login, TLS verified"):
+                assert stored_auth(guest, SERVICE_AUTH, ECR_HOST) == basic_token(password)
+                home = "/tmp/skopeo-home"
+                guest.run(["install", "-d", "-o", "ecr-login", "-m", "0700", home])
+                env = {"HOME": home, "XDG_RUNTIME_DIR": home, "XDG_CONFIG_HOME": f"{home}/.config"}
+                inspected = guest.run(
+                    ["skopeo", "inspect", "--authfile", SERVICE_AUTH, f"docker://{ECR_HOST}/{IMAGE}:{TAG}"],
+                    user="ecr-login",
+                    env=env,
+                )
+                assert json.loads(inspected.stdout)["Digest"] == digest
+                journal = guest.run(["journalctl", "-b", "--no-pager", "-o", "export"]).stdout
+                for value in (password, secret_key, basic_token(password)):
+                    assert value not in journal
+    _print_timing(capsys, step.report("zero-config default by ECR name (TLS)"))
+    step.check_soft()
