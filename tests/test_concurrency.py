@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ import pytest
 from conftest import REPO_ROOT, require_tool, run_ecr_login
 from local_registry import build_oci_layout, skopeo_copy
 from standin_ecr import StandinECR
+from test_secrets import watch_processes
 
 SHARED_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 CONCURRENT_RUNS = 50
@@ -108,6 +110,16 @@ class JsonWatcher:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@pytest.fixture(autouse=True)
+def no_password_in_any_process(token_password: str) -> Iterator[None]:
+    """Throughout these tests, no process's command line or environment ever holds the password."""
+    sampler = watch_processes(token_password, interval=0.005)
+    yield
+    sampler.stop()
+    assert sampler.leaks == [], sampler.leaks[:5]
+    assert sampler.samples > 0
 
 
 # --- 50 concurrent `login --force` ---------------------------------------------------------
@@ -198,14 +210,17 @@ def kill_worker(worker: int, rounds: int, ecr_url: str, base: Path, stats: KillS
         staging.write_bytes(old_bytes)
         os.replace(staging, docker_dir / "config.json")
 
-    # calibrate: how long an undisturbed run takes on this machine right now
-    reset()
-    started = time.monotonic()
-    calibration = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
-    duration = time.monotonic() - started
-    if calibration.returncode != 0:
-        stats.problems.append(f"calibration run failed: {calibration.stderr[-500:]}")
-        return
+    # calibrate: how long an undisturbed run takes on this machine right now (the first also compiles bytecode)
+    durations = []
+    for _ in range(2):
+        reset()
+        started = time.monotonic()
+        calibration = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+        durations.append(time.monotonic() - started)
+        if calibration.returncode != 0:
+            stats.problems.append(f"calibration run failed: {calibration.stderr[-500:]}")
+            return
+    duration = min(durations)
     new_data = json.loads((docker_dir / "config.json").read_text())
     expected_new = json.loads(old_bytes)
     expected_new["auths"][SHARED_HOST] = new_data["auths"][SHARED_HOST]
@@ -220,8 +235,11 @@ def kill_worker(worker: int, rounds: int, ecr_url: str, base: Path, stats: KillS
         # most kills land late in the run, where the token is being stored; some anywhere
         delay = rng.uniform(0.0, duration * 1.15) if rng.random() < 0.35 else rng.uniform(duration * 0.6, duration * 1.1)
         time.sleep(delay)
+        finished_first = process.poll() is not None
         process.send_signal(signal.SIGKILL)
         process.wait()
+        # follow the machine's load: runs that finish before the kill mean the estimate is too long
+        duration = max(0.2, duration * 0.9) if finished_first else min(5.0, duration * 1.04)
         raw = (docker_dir / "config.json").read_bytes()
         leftovers = temp_files(docker_dir)
         with lock:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login
 from standin_ecr import StandinECR
+from test_secrets import watch_processes
 
 from ecr_login_pkg.tokens import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
@@ -151,6 +152,16 @@ def netns_prefix() -> tuple[str, ...]:
             pytest.fail(reason)
         pytest.skip(reason)
     return ("unshare", "--net", "--")
+
+
+@pytest.fixture(autouse=True)
+def no_password_in_any_process(token_password: str) -> Iterator[None]:
+    """Throughout these tests, no process's command line or environment ever holds the password."""
+    sampler = watch_processes(token_password, interval=0.005)
+    yield
+    sampler.stop()
+    assert sampler.leaks == [], sampler.leaks[:5]
+    assert sampler.samples > 0
 
 
 # --- retries -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Secrets: never on a command line, in output, in a log line, in an exception message, or a file others can read.
 
 - While the command runs (file store, docker store, AWS CLI token source, error
-  paths), a sampler reads every process's ``/proc/PID/cmdline`` and
+  paths; and, through ``watch_processes``, throughout test_faults.py and
+  test_concurrency.py, whose 50 concurrent docker logins it watches too), a sampler reads every process's ``/proc/PID/cmdline`` and
   ``/proc/PID/environ`` every few milliseconds: the registry password (and its
   base64 form) never appears in either, and no AWS secret key ever appears on a
   command line. (The AWS secret key *is* in the environment by design: that is
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import subprocess
@@ -40,7 +42,8 @@ EU_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 class ProcSampler:
     """Samples every process's command line and environment while a test runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
         self.forbidden_anywhere: list[str] = []  # never in a cmdline nor an environment
         self.forbidden_in_cmdline: list[str] = []  # never in a cmdline
         self.seen: dict[str, int] = {"ecr-login": 0, "docker": 0, "aws": 0}
@@ -100,15 +103,19 @@ class ProcSampler:
                 for secret in self.forbidden_in_cmdline:
                     if secret.encode() in cmdline:
                         self.leaks.append(f"pid {pid} {argv[:3]}: an AWS secret key in its command line")
-            time.sleep(0.001)
+            time.sleep(self.interval)
+
+
+def watch_processes(password: str, interval: float = 0.001) -> ProcSampler:
+    """Start sampling for ``password`` (and its token form); the AWS secret key must stay off command lines."""
+    token = base64.b64encode(f"AWS:{password}".encode()).decode()
+    return ProcSampler(interval).start(secrets=[password, token], cmdline_secrets=[DEFAULT_SECRET_ACCESS_KEY])
 
 
 @pytest.fixture
 def sampler(ecr):  # type: ignore[no-untyped-def]
-    sampling = ProcSampler().start(
-        secrets=[ecr.password, ecr.token()],
-        cmdline_secrets=[DEFAULT_SECRET_ACCESS_KEY],
-    )
+    assert ecr.token() == base64.b64encode(f"AWS:{ecr.password}".encode()).decode()
+    sampling = watch_processes(ecr.password)
     yield sampling
     sampling.stop()
     assert sampling.leaks == [], sampling.leaks[:5]
