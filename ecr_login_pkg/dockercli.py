@@ -16,9 +16,16 @@ from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
 
 DOCKER_TIMEOUT = 60.0
-REFUSED_MARKERS = ("unauthorized", "401", "denied", "incorrect username or password", "authentication required")
+REFUSED_MARKERS = ("unauthorized", "status: 401", "denied", "incorrect username or password", "authentication required")
 # `subprocess` is imported only where a process is started: a run with nothing due starts none,
 # and the import alone costs milliseconds.
+
+
+def _final_message(stderr: str) -> str:
+    """docker's own error: its last line that is not a logrus 'time=... level=...' progress line."""
+    lines = [" ".join(line.split()) for line in stderr.splitlines() if line.strip()]
+    final = [line for line in lines if not line.startswith("time=")]
+    return (final or lines or ["no message"])[-1]
 
 
 class DockerCliStore:
@@ -87,7 +94,8 @@ class DockerCliStore:
             raise TemporaryError(f"docker login {address}: no answer within {DOCKER_TIMEOUT:g}s") from None
         if done.returncode == 0:
             return
-        message = redact(" ".join(done.stderr.decode("utf-8", "replace").split()))[-300:]
+        output = done.stderr.decode("utf-8", "replace")
+        message = redact(_final_message(output))[-300:]
         if any(marker in message.lower() for marker in REFUSED_MARKERS):
             raise DeniedError(f"docker login {address}: the registry refused the login: {message}")
         raise TemporaryError(f"docker login {address}: exit {done.returncode}: {message}")
