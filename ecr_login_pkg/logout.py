@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from .config import Settings
 from .errors import EX_OK, EcrLoginError, most_severe
 from .logs import Log
-from .refresh import pairs_for
+from .refresh import known_pairs
 from .state import State
 
 
@@ -16,7 +16,7 @@ def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
     codes = []
     with state.lock(settings.lock_timeout):
         state.load()
-        for pair in pairs_for(settings, environ, state):
+        for pair in known_pairs(settings, environ, state):
             if pair.address is None:
                 log.info(f"default registry in {pair.target.region}: never logged in, nothing to remove")
                 continue
@@ -27,6 +27,7 @@ def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
                 codes.append(exc.exit_code)
                 continue
             state.forget(pair.address, pair.store.kind, pair.store.location)
+            state.default_hosts = {key: host for key, host in state.default_hosts.items() if host != pair.address}
             verb = "logged out of" if removed else "no login stored for"
             log.info(f"{verb} {pair.address} ({pair.store.kind}, {pair.store.location})")
         state.save()

@@ -59,10 +59,29 @@ def pairs_for(settings: Settings, environ: Mapping[str, str], state: State) -> l
     return pairs
 
 
+def known_pairs(settings: Settings, environ: Mapping[str, str], state: State) -> list[Pair]:
+    """The configured pairs, an unknown default registry replaced by the ones the state remembers.
+
+    For ``status`` and ``logout``: an admin running them by hand as the service user
+    lacks the unit's environment (region and endpoint from /etc/default/ecr-login),
+    so the default registry's key differs, but the state still knows where this user
+    logged in.
+    """
+    pairs: dict[tuple[str | None, str], Pair] = {}
+    remembered = sorted(set(state.default_hosts.values()))
+    for pair in pairs_for(settings, environ, state):
+        if pair.address is None and remembered:
+            for host in remembered:
+                pairs.setdefault((host, pair.store.kind), Pair(pair.target, pair.store, host))
+        else:
+            pairs.setdefault((pair.address, pair.store.kind), pair)
+    return list(pairs.values())
+
+
 def due_reason(pair: Pair, state: State, margin: float, now: float) -> str | None:
     """Why this pair needs a fresh login now, or None when the stored one is good."""
     if pair.address is None:
-        return "default registry not known yet"
+        return "first login to the default registry"
     entry = state.find(pair.address, pair.store.kind, pair.store.location)
     if entry is None or not entry.fingerprint:
         return "no login recorded"

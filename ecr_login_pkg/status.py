@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .config import Settings
 from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING, EcrLoginError
-from .refresh import format_duration, format_time, pairs_for
+from .refresh import format_duration, format_time, known_pairs
 from .state import State
 
 
@@ -21,7 +21,7 @@ def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, ob
     state = State(settings.state_dir).load()
     now = time.time()
     rows: list[dict[str, object]] = []
-    for pair in pairs_for(settings, environ, state):
+    for pair in known_pairs(settings, environ, state):
         address = pair.address or f"default:{pair.target.region or 'instance-region'}"
         entry = state.find(address, pair.store.kind, pair.store.location)
         try:

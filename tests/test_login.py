@@ -299,3 +299,22 @@ def test_dry_run_reports_what_the_real_run_would_fail_on(aws_env, tmp_path) -> N
     (corrupt / "config.json").write_text("{broken")
     dry = run_ecr_login("--config", str(empty), "--store", "file", "--dry-run", "--region", "eu-west-1")
     assert dry.code == 78 and "config.json" in dry.stderr, dry
+
+
+def test_status_by_hand_finds_the_services_default_registry(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The unit's environment (region, endpoint) is not there when an admin runs status by hand."""
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    service_env = dict(os.environ, AWS_REGION="eu-west-3", AWS_ENDPOINT_URL_ECR=ecr.url)
+    assert run_ecr_login("--config", str(empty), "--store", "file", env=service_env).code == 0
+    by_hand = dict(os.environ)
+    by_hand.pop("AWS_DEFAULT_REGION")
+    status = run_ecr_login("status", "--config", str(empty), "--store", "file", "--json", env=by_hand)
+    rows = json.loads(status.stdout)["registries"]
+    assert [row["registry"] for row in rows] == ["123456789012.dkr.ecr.eu-west-3.amazonaws.com"]
+    assert status.code == 0 and rows[0]["status"] == "ok", status
+    logout = run_ecr_login("logout", "--config", str(empty), "--store", "file", env=by_hand)
+    assert logout.code == 0 and "logged out of 123456789012.dkr.ecr.eu-west-3.amazonaws.com" in logout.stderr
+    assert docker_config(aws_env)["auths"] == {}
+    after = run_ecr_login("status", "--config", str(empty), "--store", "file", "--json", env=by_hand)
+    assert [row["registry"] for row in json.loads(after.stdout)["registries"]] == ["default:instance-region"]
