@@ -333,6 +333,7 @@ def test_bad_input_is_one_line_the_documented_code_and_nothing_written(  # type:
         fragment = fragment.format(config=box.config, config_json=box.config_json)
         assert fragment in errors[0], (fragment, errors[0])
     assert result.stdout == ""
+    request.node.user_properties.append(("observed", f"exit {result.code}: {errors[0].split(': error: ', 1)[1]}"))
     assert snapshot(box.outside) == outside_before, "a file outside the sandbox (a symlink's target) was changed"
     if case.needs_ecr:
         # the credential file is untouched; the state records the failed run (for `status`), nothing else changes

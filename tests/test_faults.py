@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,22 @@ class World:
     docker_dir: Path
     config: str
     seeded: bytes = b""
+    facts: list[str] = field(default_factory=list)  # what the run showed, for docs/reliability.md (junit property)
+
+    def note(self, result: CliResult, elapsed: float | None = None, calls: int | None = None) -> None:
+        parts = [f"exit {result.code}"]
+        if elapsed is not None:
+            parts.append(f"{elapsed:.1f}s")
+        if calls is not None:
+            parts.append(f"{calls} AWS call(s)")
+        retries = result.stderr.count("retrying in")
+        if retries:
+            parts.append(f"{retries} retries")
+        errors = error_lines(result.stderr)
+        if errors:
+            message = errors[0].split(": error: ", 1)[1]
+            parts.append(f"error: {re.sub(r'/tmp/[^ ,)]*/', '.../', message)}")
+        self.facts.append("; ".join(parts))
 
     @property
     def config_json(self) -> Path:
@@ -85,6 +102,7 @@ class World:
     def assert_untouched(self) -> None:
         assert self.config_json.read_bytes() == self.seeded, "a failed run changed config.json"
         assert self.temp_files() == []
+        self.facts.append("config.json byte-identical, no temp file")
 
     def auths(self) -> dict[str, dict[str, str]]:
         return json.loads(self.config_json.read_text())["auths"]  # type: ignore[no-any-return]
@@ -105,11 +123,14 @@ class World:
         assert {k: now.get(k) for k in keys} == {k: before[k] for k in keys}
         if not by_docker:
             assert set(now) == set(before)
+        self.facts.append("foreign entries kept" + (" (docker's own keys)" if by_docker else ""))
 
 
 @pytest.fixture
-def world(aws_env: dict[str, str], write_config) -> World:  # type: ignore[no-untyped-def]
-    return World(env=dict(os.environ), docker_dir=Path(aws_env["DOCKER_CONFIG"]), config="")
+def world(aws_env: dict[str, str], request) -> Iterator[World]:  # type: ignore[no-untyped-def]
+    made = World(env=dict(os.environ), docker_dir=Path(aws_env["DOCKER_CONFIG"]), config="")
+    yield made
+    request.node.user_properties.append(("observed", " | ".join(made.facts)))  # in --junitxml output
 
 
 def configure(world: World, write_config, endpoint: str, body: str, stores: str = "file") -> str:  # type: ignore[no-untyped-def]
@@ -173,6 +194,7 @@ def test_transient_failures_are_retried_in_the_same_run(ecr, world, write_config
     ecr.script([fault, fault, "ok"])
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force")
+    world.note(result, elapsed, calls=ecr.call_count)
     assert result.code == 0, result
     assert ecr.call_count == 3
     assert [call.behaviour for call in ecr.calls] == [fault, fault, "ok"]
@@ -201,6 +223,7 @@ def test_persistent_5xx_gives_up_at_the_deadline(ecr, world, write_config) -> No
     ecr.script(["503"] * 100)
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force")
+    world.note(result, elapsed, calls=ecr.call_count)
     assert result.code == 75, result
     assert 2 <= ecr.call_count < 20, "bounded retries, not a storm"
     errors = error_lines(result.stderr)
@@ -216,6 +239,7 @@ def test_connection_refused_is_temporary(world, write_config) -> None:  # type: 
     world.seed(HOST)
     configure(world, write_config, f"http://127.0.0.1:{closed_port()}", f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force")
+    world.note(result, elapsed)
     assert result.code == 75, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "Could not connect" in errors[0] and "gave up after" in errors[0]
@@ -228,6 +252,7 @@ def test_dns_failure_is_temporary(world, write_config) -> None:  # type: ignore[
     world.seed(HOST)
     configure(world, write_config, "http://does-not-exist.invalid:9", f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force", prefix=prefix)
+    world.note(result, elapsed)
     assert result.code == 75, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "does-not-exist.invalid" in errors[0]
@@ -240,6 +265,7 @@ def test_network_not_up_yet_at_boot_is_temporary(ecr, world, write_config) -> No
     world.seed(HOST)
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force", prefix=prefix)
+    world.note(result, elapsed, calls=ecr.call_count)
     assert result.code == 75, result
     assert ecr.call_count == 0
     assert len(error_lines(result.stderr)) == 1 and "Could not connect" in result.stderr
@@ -256,6 +282,7 @@ def test_read_timeout_from_a_server_that_never_answers(ecr, world, write_config)
     ecr.script(["hang"] * 10)
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force")
+    world.note(result, elapsed, calls=ecr.call_count)
     assert result.code == 75, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "timeout" in errors[0].lower()
@@ -272,6 +299,7 @@ def test_denied_fails_at_once_without_retries(ecr, world, write_config, fault, c
     ecr.script([fault] * 5)
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
     result = run_ecr_login("--config", world.config, "--force", "-v")
+    world.note(result, calls=ecr.call_count)
     assert result.code == 77, result
     assert ecr.call_count == 1, "no retry storm on a refusal"
     errors = error_lines(result.stderr)
@@ -301,6 +329,7 @@ def test_malformed_answers_write_nothing(ecr, world, write_config, fault) -> Non
     # a user with logins: config.json stays byte-for-byte
     world.seed(HOST)
     result = run_ecr_login("--config", world.config, "--force")
+    world.note(result, calls=ecr.call_count)
     assert result.code == 65, result
     assert ecr.call_count == 2, "a malformed answer is not retried"
     errors = error_lines(result.stderr)
@@ -315,6 +344,7 @@ def test_one_failing_region_does_not_stop_the_others(ecr, world, write_config, f
     ecr.script([fault] * 100, region="eu-west-1")
     configure(world, write_config, ecr.url, f"[{HOST}]\n[{EU_HOST}]\n[{AP_HOST}]\n")
     result, elapsed = timed("--config", world.config, "--force")
+    world.note(result, elapsed, calls=ecr.call_count)
     assert result.code == code, result
     auths = world.auths()
     assert auths[HOST]["auth"] == ecr.token() and auths[AP_HOST]["auth"] == ecr.token()
@@ -345,6 +375,7 @@ def test_docker_cli_missing_mid_run(ecr, world, write_config, tmp_path) -> None:
     for candidate in env["PATH"].split(":"):
         assert not Path(candidate, "docker").exists(), "this test needs a PATH without docker"
     result = run_ecr_login("--config", world.config, "--force", env=env)
+    world.note(result, calls=ecr.call_count)
     assert result.code == 78, result
     assert ecr.call_count == 1  # the token came; storing it is what failed
     errors = error_lines(result.stderr)
@@ -356,6 +387,7 @@ def test_docker_cli_failing_to_reach_the_registry(ecr, world, write_config) -> N
     require_tool("docker")
     docker_world(world, write_config, ecr.url, f"127.0.0.1:{closed_port()}")
     result = run_ecr_login("--config", world.config, "--force")
+    world.note(result, calls=ecr.call_count)
     assert result.code == 75, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "docker login" in errors[0]
@@ -368,6 +400,7 @@ def test_registry_refusing_the_login(world, write_config, registry) -> None:  # 
     with StandinECR(password="a-password-the-registry-does-not-know") as wrong:
         docker_world(world, write_config, wrong.url, registry.address)
         result = run_ecr_login("--config", world.config, "--force")
+        world.note(result)
     assert result.code == 77, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "refused" in errors[0] and registry.address in errors[0]
@@ -422,6 +455,7 @@ def test_full_disk_while_writing(ecr, world, write_config, full_disk, store, req
         configure(world, write_config, ecr.url, f"[{HOST}]\n")
     fill(full_disk)
     result = run_ecr_login("--config", world.config, "--force", env=env)
+    world.note(result, calls=ecr.call_count)
     assert result.code == 75, result
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "no space left" in errors[0].lower()
