@@ -8,6 +8,7 @@ one token call per region and identity, no botocore import on a no-op run, paral
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +103,17 @@ def test_fingerprints_are_sha256_whichever_module_computes_them() -> None:
     for data in (b"", b"AWS:secret", bytes(range(256)) * 40):
         assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
     assert fingerprint("QVdTOnNlY3JldA==") == hashlib.sha256(b"QVdTOnNlY3JldA==").hexdigest()[:16]
+
+
+def test_forced_file_store_login_starts_no_process(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    sections = "".join(f"[111111111111.dkr.ecr.{region}.amazonaws.com]\n" for region in ("us-east-1", "eu-west-1"))
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file, containers, helm\n{sections}")
+    code, events, _heavy = probe_run("login", "--force", "--config", config)
+    assert code == 0
+    assert "socket.connect" in events  # the probe sees the token requests...
+    assert not [event for event in events if not event.startswith("socket.")]  # ...and no process started
+    assert ecr.call_count == 2
+    assert len(json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]) == 2
 
 
 # --- plain argument reading agrees with argparse ---------------------------
