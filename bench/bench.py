@@ -401,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     if not pythons:
         raise SystemExit("bench: no interpreter with botocore to run ecr-login")
 
+    load_before = os.getloadavg()
+    if load_before[0] > (os.cpu_count() or 1) / 2:
+        print(f"bench: warning: load average {load_before[0]:.1f} on {os.cpu_count()} CPUs: other work competes for the "
+              "CPUs and the wall times will show it (the CPU-time column less so)", file=sys.stderr)
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecr-login-bench-")))
         password = secrets.token_urlsafe(24)
@@ -436,12 +440,16 @@ def main(argv: list[str] | None = None) -> int:
 
     goals = goal_rows(by_key, pythons, args.sizes)
     text = table(cases, goals)
+    load_after = os.getloadavg()
+    print(f"ecr-login bench, {time.strftime('%Y-%m-%d', time.gmtime())}: {os.cpu_count()} CPUs, load average "
+          f"{load_before[0]:.1f} before and {load_after[0]:.1f} after; +{args.delay_ms:g} ms per token call; "
+          f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs for the millisecond cases)\n")
     print(text)
     results = {
         "meta": {
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-            "load_average_after": os.getloadavg(),
+            "load_average_before": load_before, "load_average_after": os.getloadavg(),
             "delay_ms_per_token_call": args.delay_ms, "rounds": args.runs, "noop_repeat": args.noop_repeat,
             "sizes": args.sizes, "regions": list(REGIONS), "aws_cli": aws, "aws_cli_version": aws_version(aws),
             "docker": shutil.which("docker"), "interpreters": pythons, "botocore": botocore_versions,
