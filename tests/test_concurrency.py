@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -303,7 +304,7 @@ def test_kill_minus_9_at_random_moments_never_tears_config_json(aws_env, tmp_pat
 # --- the timer's run and a manual run at the same moment ------------------------------------------
 
 
-def test_timer_run_and_manual_run_take_turns(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_timer_run_and_manual_run_take_turns(ecr, aws_env, write_config, request) -> None:  # type: ignore[no-untyped-def]
     ecr.script(["delay:2"])
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{SHARED_HOST}]\n")
     timer_env = child_env(dict(os.environ))
@@ -323,12 +324,15 @@ def test_timer_run_and_manual_run_take_turns(ecr, aws_env, write_config) -> None
     assert manual_took > 0.8, "the manual run must have waited for the timer's run"
     assert ecr.call_count == 1, "the manual run found the fresh login the timer's run stored: no second AWS call"
     assert "nothing to do" in manual.stderr
+    request.node.user_properties.append(
+        ("observed", f"timer run exit 0; manual run waited, exit 0 after {manual_took:.1f}s, 'nothing to do'; 1 AWS call in all")
+    )
     assert "error" not in timer_err and "error" not in manual.stderr
     auths = json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]
     assert auths[SHARED_HOST]["auth"] == ecr.token()
 
 
-def test_service_and_user_state_sharing_one_config_json_take_turns(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_service_and_user_state_sharing_one_config_json_take_turns(ecr, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     """Two runs with different state directories (service and person) meet at the credential-file lock."""
     ecr.script(["delay:1.5", "ok"])
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{SHARED_HOST}]\n")
@@ -343,10 +347,11 @@ def test_service_and_user_state_sharing_one_config_json_take_turns(ecr, aws_env,
     assert [code for code, _ in results] == [0, 0], results
     assert ecr.call_count == 2
     json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())
+    request.node.user_properties.append(("observed", "both exit 0; 2 AWS calls; config.json valid"))
 
 
 @pytest.mark.parametrize("which", ["run", "credential file"])
-def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env, write_config, tmp_path, which) -> None:  # type: ignore[no-untyped-def]
+def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env, write_config, tmp_path, which, request) -> None:  # type: ignore[no-untyped-def]
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\nlock_timeout = 1s\n[{SHARED_HOST}]\n")
     state_dir = tmp_path / "state"
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
@@ -367,6 +372,8 @@ def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env
     assert len(errors) == 1, result.stderr
     assert f"another ecr-login run has held the {which} lock for 1s" in errors[0] and "next run will retry" in errors[0]
     assert took < 1 + 15
+    message = errors[0].split(": error: ", 1)[1]
+    request.node.user_properties.append(("observed", f"exit 75 after {took:.1f}s: {re.sub(r'/tmp/[^ :]*/', '.../', message)}"))
     assert (docker_dir / "config.json").read_bytes() == seeded
     if which == "run":
         assert ecr.call_count == 0 and not (state_dir / "state.json").exists()

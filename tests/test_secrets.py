@@ -252,7 +252,7 @@ def test_a_secret_in_a_botocore_exception_is_scrubbed(aws_env, write_config, tok
 # --- file modes ------------------------------------------------------------------------------
 
 
-def test_files_are_0600_and_directories_0700_whatever_the_umask(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_files_are_0600_and_directories_0700_whatever_the_umask(ecr, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     metrics = tmp_path / "metrics" / "ecr-login.prom"
     metrics.parent.mkdir()
     config = config_for(write_config, ecr.url, stores="file, containers, helm", extra=f"metrics_file = {metrics}\n")
@@ -277,6 +277,7 @@ def test_files_are_0600_and_directories_0700_whatever_the_umask(ecr, aws_env, wr
     modes = {str(path.relative_to(home) if home in path.parents else path): oct(stat.S_IMODE(path.stat().st_mode))
              for path in written}
     assert modes == {str(path.relative_to(home) if home in path.parents else path): oct(mode) for path, mode in written.items()}
+    request.node.user_properties.append(("observed", ", ".join(f"{Path(name).name} {mode[2:]}" for name, mode in modes.items())))
     assert ecr.password not in metrics.read_text()
     # a config.json someone made world-readable is tightened by the next write
     docker_json = Path(aws_env["DOCKER_CONFIG"], "config.json")
