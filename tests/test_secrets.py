@@ -191,8 +191,10 @@ def test_no_secret_in_any_process_with_the_aws_cli_token_source(ecr, sampler, aw
 
 def test_no_secret_in_any_process_on_error_paths(ecr, registry, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
-    # the registry refuses (docker CLI error path), then AWS refuses, then a retry path
-    with standin_ecr.StandinECR(password=ecr.password + "-wrong") as wrong:
+    # the registry refuses (docker CLI error path), then AWS refuses, then a retry path;
+    # server latency keeps each run alive across many sweeps of the sampler
+    ecr.default_delay = 0.3
+    with standin_ecr.StandinECR(password=ecr.password + "-wrong", default_delay=0.3) as wrong:
         config = config_for(write_config, wrong.url, stores="docker", body=f"[{HOST}]\nstore_as = {registry.address}\n")
         refused = run_ecr_login("--config", config, "-v")
         assert refused.code == 77, refused
