@@ -154,7 +154,7 @@ def config_for(  # type: ignore[no-untyped-def]
 
 def test_no_secret_in_any_process_while_logging_in_with_the_file_store(ecr, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     config = config_for(write_config, ecr.url)
-    ecr.script(["delay:0.5"])  # keep the run alive across many samples
+    ecr.default_delay = 0.3  # keep each run alive across many sweeps
     for args in (["--force", "-v"], ["--force", "-q"]):
         result = run_ecr_login("--config", config, *args)
         assert result.code == 0, result
