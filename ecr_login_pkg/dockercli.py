@@ -35,7 +35,8 @@ class DockerCliStore:
         self.location = config_file
         self.file = AuthFile(config_file, lock_timeout)
         self.lock_timeout = lock_timeout
-        self.environ = dict(environ)
+        # The docker CLI needs no AWS credentials: keep them out of its environment.
+        self.environ = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
         self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
 
     def _helper_for(self, address: str) -> str | None:

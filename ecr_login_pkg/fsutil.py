@@ -12,6 +12,7 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Callable
 
 from .errors import ConfigError, TemporaryError
 
@@ -143,10 +144,11 @@ def remove_stale_temps(directory: str, older_than: float = 300.0) -> None:
 class DirLock:
     """An exclusive flock on a directory: serialises runs without leaving lock files around."""
 
-    def __init__(self, directory: str, timeout: float, what: str) -> None:
+    def __init__(self, directory: str, timeout: float, what: str, on_wait: Callable[[str], None] | None = None) -> None:
         self.directory = directory
         self.timeout = timeout
         self.what = what
+        self.on_wait = on_wait  # told once when we have to wait, so a slow run says why
         self.fd: int | None = None
 
     def __enter__(self) -> DirLock:
@@ -158,6 +160,9 @@ class DirLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if self.on_wait is not None and delay == 0.01:
+                    self.on_wait(f"{self.directory}: another ecr-login run holds the {self.what} lock; "
+                                 f"waiting up to {self.timeout:g}s")
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise TemporaryError(

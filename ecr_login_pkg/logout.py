@@ -14,7 +14,7 @@ from .state import State
 def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
     state = State(settings.state_dir)
     codes = []
-    with state.lock(settings.lock_timeout):
+    with state.lock(settings.lock_timeout, log.notice):
         state.load()
         for pair in known_pairs(settings, environ, state):
             if pair.address is None:

@@ -110,7 +110,7 @@ def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: b
     state = State(settings.state_dir)
     if dry_run:
         return _plan_only(settings, environ, log, state.load(), force)
-    with state.lock(settings.lock_timeout):
+    with state.lock(settings.lock_timeout, log.notice):
         state.load()
         if state.problem:
             log.warning(state.problem)

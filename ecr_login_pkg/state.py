@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 from .errors import ConfigError
 from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
@@ -84,10 +85,10 @@ class State:
     def forget(self, address: str, store: str, location: str) -> None:
         self.entries.pop(Entry.key_for(address, store, location), None)
 
-    def lock(self, timeout: float) -> DirLock:
+    def lock(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> DirLock:
         """The run lock: the timer's run and a manual run take turns."""
         ensure_private_dir(self.directory)
-        return DirLock(self.directory, timeout, "run")
+        return DirLock(self.directory, timeout, "run", on_wait)
 
     def save(self) -> None:
         ensure_private_dir(self.directory)

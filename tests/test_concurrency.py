@@ -372,6 +372,8 @@ def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env
     assert len(errors) == 1, result.stderr
     assert f"another ecr-login run has held the {which} lock for 1s" in errors[0] and "next run will retry" in errors[0]
     assert took < 1 + 15
+    if which == "run":  # a run that has to wait says so while it waits, not only when it gives up
+        assert f"{state_dir}: another ecr-login run holds the run lock; waiting up to 1s" in result.stderr
     message = errors[0].split(": error: ", 1)[1]
     request.node.user_properties.append(("observed", f"exit 75 after {took:.1f}s: {re.sub(r'/tmp/[^ :]*/', '.../', message)}"))
     assert (docker_dir / "config.json").read_bytes() == seeded
