@@ -59,7 +59,7 @@ class Settings:
     docker_config_file: str
     refresh_margin: float = 6 * 3600.0
     timeout: float = 120.0
-    lock_timeout: float = 60.0
+    lock_timeout: float = 300.0  # longer than a slow run (timeout + docker logins): a manual run waits, not fails
     metrics_file: str | None = None
     targets: tuple[Target, ...] = ()
 
@@ -115,11 +115,11 @@ def parse_duration(text: str) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
-def _hint(key: str, known: set[str]) -> str:
+def _hint(key: str, known: set[str], what: str = "keys") -> str:
     import difflib
 
     close = difflib.get_close_matches(key, sorted(known), n=1)
-    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
+    return f"did you mean '{close[0]}'?" if close else f"known {what}: {', '.join(sorted(known))}"
 
 
 def _read_file(path: str, explicit: bool) -> str | None:
@@ -164,14 +164,17 @@ def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
         raise source.fail(section, "stores", f"is empty (use one or more of: {', '.join(STORE_NAMES)})")
     for name in names:
         if name not in STORE_NAMES:
-            raise source.fail(section, "stores", f"unknown store '{name}' ({_hint(name, set(STORE_NAMES))})")
+            raise source.fail(section, "stores", f"unknown store '{name}' ({_hint(name, set(STORE_NAMES), 'stores')})")
     if len(set(names)) != len(names):
         raise source.fail(section, "stores", "names a store twice")
     return names
 
 
+_URL_RE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(/\S*)?")
+
+
 def _endpoint(source: _Source | None, section: str, value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
+    if not _URL_RE.fullmatch(value):
         problem = f"'{value}' is not a URL (expected http(s)://HOST[:PORT])"
         if source is None:
             raise ConfigError(f"endpoint URL {problem}")
@@ -198,8 +201,14 @@ def env_endpoint(environ: Mapping[str, str], public: bool) -> str | None:
     """``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too."""
     if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
         return None
-    service_variable = "AWS_ENDPOINT_URL_ECR_PUBLIC" if public else "AWS_ENDPOINT_URL_ECR"
-    return environ.get(service_variable) or environ.get("AWS_ENDPOINT_URL") or None
+    for variable in ("AWS_ENDPOINT_URL_ECR_PUBLIC" if public else "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL"):
+        value = environ.get(variable)
+        if value:
+            try:
+                return _endpoint(None, "", value)
+            except ConfigError as exc:
+                raise ConfigError(f"{variable} (environment): {exc}") from None
+    return None
 
 
 def default_stores(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -233,7 +242,7 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
 
     refresh_margin = number("refresh_margin", 6 * 3600.0, 0, TOKEN_LIFETIME - 60)
     timeout = number("timeout", 120.0, 1, 3600)
-    lock_timeout = number("lock_timeout", 60.0, 0, 3600)
+    lock_timeout = number("lock_timeout", 300.0, 0, 3600)
 
     base_region = overrides.region or defaults.get("region") or None
     if overrides.region:
@@ -260,6 +269,8 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
     docker_dir = defaults.get("docker_config") or None
     if docker_dir and not os.path.isabs(docker_dir):
         raise source.fail(DEFAULTS_SECTION, "docker_config", "must be an absolute directory path")
+    if overrides.metrics_file and not os.path.isabs(overrides.metrics_file):
+        raise UsageError(f"--metrics-file: '{overrides.metrics_file}' must be an absolute path")
     metrics_file = overrides.metrics_file or defaults.get("metrics_file") or None
     if metrics_file and not os.path.isabs(metrics_file):
         raise source.fail(DEFAULTS_SECTION, "metrics_file", "must be an absolute path")
@@ -276,6 +287,7 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
     )
     if template.role_arn:
         _check_role_arn(source, DEFAULTS_SECTION, template.role_arn)
+        _check_role_source(source, DEFAULTS_SECTION, template.token_source)
 
     configured = [
         _registry_target(source, section, dict(parser.items(section)), template)
@@ -284,6 +296,12 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
     ]
     _check_unique(source, configured)
     targets = _select(configured, template, overrides.registries, environ)
+    if any(target.registry is None and target.token_source == "awscli" for target in targets):
+        raise source.fail(
+            DEFAULTS_SECTION, "token_source",
+            "awscli cannot find the caller's default registry (the AWS CLI does not say which it is): "
+            "name the registries in their own sections, or use token_source = boto3",
+        )
     targets = [_finish(target, overrides, environ) for target in targets]
 
     return Settings(
@@ -296,6 +314,14 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
         metrics_file=metrics_file,
         targets=tuple(targets),
     )
+
+
+def _check_role_source(source: _Source, section: str, token_source: str) -> None:
+    if token_source == "awscli":
+        raise source.fail(
+            section, "role_arn",
+            "is not used by token_source = awscli: put role_arn in an AWS CLI profile and set 'profile', or use boto3",
+        )
 
 
 def _check_role_arn(source: _Source, section: str, value: str) -> None:
@@ -342,8 +368,9 @@ def _registry_target(source: _Source, section: str, values: dict[str, str], temp
     token_source = values.get("token_source", template.token_source).strip().lower()
     if token_source not in TOKEN_SOURCES:
         raise source.fail(section, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
-    if values.get("role_arn"):
-        _check_role_arn(source, section, values["role_arn"])
+    if values.get("role_arn") or (template.role_arn and token_source == "awscli"):
+        _check_role_arn(source, section, values.get("role_arn") or template.role_arn or "")
+        _check_role_source(source, section if values.get("role_arn") else DEFAULTS_SECTION, token_source)
     return replace(
         template,
         name=section,

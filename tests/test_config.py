@@ -162,3 +162,38 @@ def test_endpoint_flag_wins_over_a_sections_own(tmp_path: Path) -> None:
     text = "[defaults]\nstores = file\n[x]\nhost = public.ecr.aws\nendpoint_url = http://127.0.0.1:7\n"
     assert settings_for(text, tmp_path).targets[0].endpoint_url == "http://127.0.0.1:7"
     assert settings_for(text, tmp_path, endpoint_url="http://127.0.0.1:8").targets[0].endpoint_url == "http://127.0.0.1:8"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("[defaults]\ntoken_source = awscli\nrole_arn = arn:aws:iam::123456789012:role/r\n", ":3: [defaults] role_arn", "not used by"),
+        ("[defaults]\ntoken_source = awscli\n[x]\nhost = public.ecr.aws\nrole_arn = arn:aws:iam::123456789012:role/r\n",
+         ":5: [x] role_arn", "not used by"),
+        ("[defaults]\ntoken_source = awscli\nregion = eu-west-1\n", ":2: [defaults] token_source", "name the registries"),
+        ("[defaults]\nendpoint_url = http://a b\n", ":2: [defaults] endpoint_url", "not a URL"),
+        ("[defaults]\nendpoint_url = http://127.0.0.1:99999999\n", ":2: [defaults] endpoint_url", "not a URL"),
+    ],
+)
+def test_combinations_that_cannot_work_are_refused(tmp_path: Path, text: str, where: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_for(text, tmp_path)
+    assert str(caught.value).startswith(str(tmp_path / "ecr-login.conf") + where), caught.value
+    assert problem in str(caught.value)
+
+
+def test_bad_endpoint_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"AWS_ENDPOINT_URL_ECR \(environment\): .*not a URL"):
+        settings_for("[defaults]\nregion = eu-west-1\n", tmp_path, env={"AWS_ENDPOINT_URL_ECR": "http://a b"})
+    ok = settings_for("[defaults]\nregion = eu-west-1\n", tmp_path, env={"AWS_ENDPOINT_URL_ECR": "https://[::1]:8443/"})
+    assert ok.targets[0].endpoint_url == "https://[::1]:8443/"
+
+
+def test_relative_metrics_file_flag_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--metrics-file"):
+        settings_for("[defaults]\nregion = eu-west-1\n", tmp_path, metrics_file="relative.prom")
+
+
+def test_lock_timeout_outlasts_a_slow_run_by_default(tmp_path: Path) -> None:
+    settings = settings_for("[defaults]\nregion = eu-west-1\n", tmp_path)
+    assert settings.lock_timeout > settings.timeout + 60
