@@ -167,7 +167,8 @@ def test_endpoint_flag_wins_over_a_sections_own(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "where", "problem"),
     [
-        ("[defaults]\ntoken_source = awscli\nrole_arn = arn:aws:iam::123456789012:role/r\n", ":3: [defaults] role_arn", "not used by"),
+        ("[defaults]\ntoken_source = awscli\nrole_arn = arn:aws:iam::123456789012:role/r\n",
+         ":3: [defaults] role_arn", "not used by"),
         ("[defaults]\ntoken_source = awscli\n[x]\nhost = public.ecr.aws\nrole_arn = arn:aws:iam::123456789012:role/r\n",
          ":5: [x] role_arn", "not used by"),
         ("[defaults]\ntoken_source = awscli\nregion = eu-west-1\n", ":2: [defaults] token_source", "name the registries"),
