@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -112,11 +113,14 @@ def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = Tru
         started = time.perf_counter()
         process = subprocess.Popen(command, env=case.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=errors)
+        # A blocking wait returns when the child exits; wait(timeout=...) would poll in steps of up
+        # to 50 ms and add them to the time. A timer kills a child that hangs.
+        killer = threading.Timer(CHILD_TIMEOUT, process.kill)
+        killer.start()
         try:
-            process.wait(timeout=CHILD_TIMEOUT)  # bounded: a hung child is killed
-        except subprocess.TimeoutExpired:
-            process.kill()
             process.wait()
+        finally:
+            killer.cancel()
         elapsed = time.perf_counter() - started
         cpu = children_cpu() - cpu_before
         errors.seek(0)
