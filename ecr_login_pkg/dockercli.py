@@ -11,7 +11,7 @@ import json
 import os
 
 from .authfile import AuthFile
-from .errors import ConfigError, DeniedError, TemporaryError
+from .errors import ConfigError, DeniedError, EcrLoginError, TemporaryError
 from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
 
@@ -64,21 +64,27 @@ class DockerCliStore:
         known = {key.split("://", 1)[-1].rstrip("/") for key in listed} if isinstance(listed, dict) else set()
         return f"helper:{helper}" if address in known else None
 
-    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
-        """Run ``docker login`` once per address (the CLI does not lock its file: one at a time)."""
-        result: dict[str, str] = {}
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
+        """Run ``docker login`` once per address, one at a time; one refusal does not stop the others."""
+        result: dict[str, str | EcrLoginError] = {}
+        with self._locked():
+            for address, (username, password) in logins.items():
+                try:
+                    self._login(address, username, password)
+                    helper = self._helper_for(address)
+                    held = f"helper:{helper}" if helper else self.file.held(address)
+                    if held is None:
+                        raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")
+                    result[address] = held
+                except EcrLoginError as exc:
+                    result[address] = exc
+        return result
+
+    def _locked(self) -> DirLock:
+        """The same lock the file store takes: docker rewrites config.json without one."""
         directory = os.path.dirname(self.location)
         ensure_private_dir(directory)
-        # The same lock the file store takes: docker rewrites config.json without one.
-        with DirLock(directory, self.lock_timeout, "credential file"):
-            for address, (username, password) in logins.items():
-                self._login(address, username, password)
-                helper = self._helper_for(address)
-                held = f"helper:{helper}" if helper else self.file.held(address)
-                if held is None:
-                    raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")
-                result[address] = held
-        return result
+        return DirLock(directory, self.lock_timeout, "credential file")
 
     def _login(self, address: str, username: str, password: str) -> None:
         import subprocess
@@ -105,15 +111,22 @@ class DockerCliStore:
         import subprocess
 
         removed = []
-        for address in addresses:
-            if self.held(address) is None:
-                continue
-            done = subprocess.run(
-                ["docker", "logout", address], stdin=subprocess.DEVNULL, capture_output=True,
-                env=self.environ, timeout=DOCKER_TIMEOUT, check=False,
-            )
-            if done.returncode != 0:
-                raise TemporaryError(f"docker logout {address}: exit {done.returncode}")
-            removed.append(address)
+        with self._locked():
+            for address in addresses:
+                if self.held(address) is None:
+                    continue
+                try:
+                    done = subprocess.run(
+                        ["docker", "logout", address], stdin=subprocess.DEVNULL, capture_output=True,
+                        env=self.environ, timeout=DOCKER_TIMEOUT, check=False,
+                    )
+                except FileNotFoundError:
+                    raise ConfigError("docker logout: the docker CLI is not on PATH (install it or use --store file)") from None
+                except subprocess.TimeoutExpired:
+                    raise TemporaryError(f"docker logout {address}: no answer within {DOCKER_TIMEOUT:g}s") from None
+                if done.returncode != 0:
+                    message = redact(_final_message(done.stderr.decode("utf-8", "replace")))[-300:]
+                    raise TemporaryError(f"docker logout {address}: exit {done.returncode}: {message}")
+                removed.append(address)
         return removed
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 
 from .config import Settings, Target
-from .errors import EX_OK, EcrLoginError, most_severe
+from .errors import EX_OK, EcrLoginError, TemporaryError, most_severe
 from .logs import Log
 from .records import record
 from .state import State
@@ -38,6 +38,11 @@ class Pair:
 def default_key(target: Target) -> str:
     """Who the default registry belongs to: the same key means the same AWS identity and place."""
     return f"{target.region}|{target.profile or ''}|{target.role_arn or ''}|{target.endpoint_url or ''}"
+
+
+def placeholder_address(target: Target) -> str:
+    """How the default registry is shown and recorded before its address is known."""
+    return f"default:{target.region or 'instance-region'}"
 
 
 def address_of(target: Target, state: State) -> str | None:
@@ -115,6 +120,10 @@ def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: b
         if state.problem:
             log.warning(state.problem)
         code = _refresh(settings, environ, log, state, force)
+        if settings.metrics_file:  # every run, so "last run" in the metrics is true on quiet days too
+            from .metrics import write_metrics
+
+            write_metrics(settings.metrics_file, state, log)
     return code
 
 
@@ -199,10 +208,6 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
         _store_batches(batches, tokens, state, log)
     codes = _record(due, state, log)
     state.save()
-    if settings.metrics_file:
-        from .metrics import write_metrics
-
-        write_metrics(settings.metrics_file, state, log)
     failed = len(codes)
     summary = f"{len(due) - failed} login(s) refreshed, {len(pairs) - len(due)} fresh, {failed} failed"
     if failed:
@@ -226,8 +231,14 @@ def _store_batches(batches: dict[int, Batch], tokens: dict[Identity, Token | Ecr
         for pair in members:
             token = tokens[identity_of(pair.target)]
             assert pair.address is not None and not isinstance(token, EcrLoginError)
+            outcome = stored.get(pair.address)
+            if isinstance(outcome, EcrLoginError) or outcome is None:
+                pair.error = outcome or TemporaryError(f"{store.location}: {pair.address} was not stored")
+                continue
             entry = state.entry(pair.address, store.kind, store.location)
-            entry.fingerprint = stored.get(pair.address)
+            if pair.target.registry is None:  # the default registry is known now: drop its placeholder
+                state.forget(placeholder_address(pair.target), store.kind, store.location)
+            entry.fingerprint = outcome
             entry.expires_at = token.expires_at
             entry.last_success = now
             log.info(
@@ -240,7 +251,7 @@ def _record(due: list[Pair], state: State, log: Log) -> list[int]:
     now = time.time()
     codes = []
     for pair in due:
-        address = pair.address or f"default:{pair.target.region or 'instance-region'}"
+        address = pair.address or placeholder_address(pair.target)
         entry = state.entry(address, pair.store.kind, pair.store.location)
         entry.last_attempt = now
         if pair.error is None:

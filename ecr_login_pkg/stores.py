@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from . import paths
 from .authfile import AuthFile, encode_auth
 from .dockercli import DockerCliStore
+from .errors import EcrLoginError
 
 # The interface is checked by mypy only: importing `typing` would cost milliseconds on every run.
 TYPE_CHECKING = False
@@ -27,8 +28,11 @@ class Store(Protocol):
     def held(self, address: str) -> str | None:
         """Fingerprint of the login stored for ``address``; None when there is none."""
 
-    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
-        """Store ``{address: (username, password)}``; return each address's fingerprint."""
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
+        """Store ``{address: (username, password)}``; return each address's fingerprint, or why it failed.
+
+        Raises EcrLoginError when nothing could be stored at all (the file is unusable).
+        """
 
     def remove(self, addresses: list[str]) -> list[str]:
         """Remove the logins; return the addresses that were there."""
@@ -45,8 +49,9 @@ class FileStore:
     def held(self, address: str) -> str | None:
         return self.file.held(address)
 
-    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str]:
-        return self.file.update({address: encode_auth(*login) for address, login in logins.items()})
+    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
+        """One write for all: it succeeds or fails for every address together."""
+        return dict(self.file.update({address: encode_auth(*login) for address, login in logins.items()}))
 
     def remove(self, addresses: list[str]) -> list[str]:
         present = [address for address in addresses if self.file.held(address) is not None]

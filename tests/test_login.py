@@ -318,3 +318,47 @@ def test_status_by_hand_finds_the_services_default_registry(ecr, aws_env, tmp_pa
     assert docker_config(aws_env)["auths"] == {}
     after = run_ecr_login("status", "--config", str(empty), "--store", "file", "--json", env=by_hand)
     assert [row["registry"] for row in json.loads(after.stdout)["registries"]] == ["default:instance-region"]
+
+
+def test_one_refused_docker_login_does_not_cancel_the_others(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require_tool("docker")
+    from local_registry import LocalRegistry
+
+    with LocalRegistry("a-password-the-token-does-not-carry", workdir=tmp_path / "other") as refusing:
+        config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = docker
+[refusing]
+host = 111111111111.dkr.ecr.us-east-1.amazonaws.com
+store_as = {refusing.address}
+[accepting]
+host = 222222222222.dkr.ecr.us-east-1.amazonaws.com
+store_as = {registry.address}
+""")
+        result = run_ecr_login("--config", config)
+        status = run_ecr_login("status", "--config", config, "--json")
+    assert result.code == 77, result
+    assert ecr.call_count == 1
+    rows = {row["registry"]: row for row in json.loads(status.stdout)["registries"]}
+    assert rows[registry.address]["status"] == "ok" and rows[registry.address]["last_error"] is None
+    assert rows[refusing.address]["status"] == "missing" and "refused" in rows[refusing.address]["last_error"]
+    assert list(docker_config(aws_env)["auths"]) == [registry.address]
+
+
+def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    metrics = tmp_path / "ecr-login.prom"
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    os.environ["AWS_ENDPOINT_URL_ECR"] = ecr.url
+    ecr.script(["denied"])
+    args = ("--config", str(empty), "--store", "file", "--metrics-file", str(metrics))
+    assert run_ecr_login(*args).code == 77
+    assert 'registry="default:us-east-1"' in metrics.read_text()
+    assert run_ecr_login(*args).code == 0
+    text = metrics.read_text()
+    assert "default:us-east-1" not in text  # the failed placeholder is gone once the default is known
+    assert 'ecr_login_last_exit_code{registry="123456789012.dkr.ecr.us-east-1.amazonaws.com"' in text
+    metrics.unlink()
+    assert run_ecr_login(*args).code == 0 and ecr.call_count == 2  # nothing due...
+    assert "ecr_login_last_run_timestamp_seconds" in metrics.read_text()  # ...and still written
