@@ -9,6 +9,7 @@ from . import __version__
 from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
 from .errors import EX_OK, EcrLoginError, UsageError
 from .logs import DEBUG, INFO, WARNING, Log, redact, register_environment_secrets
+from .plainargs import COMMAND_VALUES, COMMANDS, COMMON_VALUES
 from .plainargs import read as read_plain_arguments
 
 TYPE_CHECKING = False
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
     import argparse
     from types import SimpleNamespace
 
-COMMANDS = ("login", "status", "logout")
-VALUE_OPTIONS = {"--region", "--profile", "--endpoint-url", "--store", "--config", "--metrics-file"}
+# Options that take a value, for placing the command first (one table for both readers).
+VALUE_OPTIONS = set(COMMON_VALUES).union(*COMMAND_VALUES.values())
 EX_SOFTWARE = 70
 
 EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
