@@ -19,14 +19,22 @@ _NAMES = {DEBUG: "debug", INFO: "info", NOTICE: "notice", WARNING: "warning", ER
 
 _secrets: set[str] = set()
 # Shapes of secrets we may not have registered: ECR tokens, AWS secret keys, session tokens.
+# Only a value that looks like one (16 or more characters of the base64/base64url/hex
+# alphabets) after such a name is masked, so ordinary text keeps its words:
+# "requesting a token: ecr eu-west-1", "ExpiredToken: The security token ...".
 _SECRET_SHAPES = re.compile(
     r"(?i)(aws_secret_access_key|aws_session_token|password|secret|token|authorization)"
-    r"(\s*[=:]\s*|\"\s*:\s*\")[^\s\",']+"
+    r"(\s*[=:]\s*|\"\s*:\s*\")[A-Za-z0-9+/=_-]{16,}"
 )
 
 
 def register_secret(value: str) -> None:
-    """Remember a secret (and its base64 forms' raw text) so it is masked wherever printed."""
+    """Remember a secret so that its exact text is masked wherever printed.
+
+    Only that text: a caller that may print another form registers it too
+    (``tokens.decode_token`` registers the password, the token as received and
+    base64 of ``AWS:<password>``, the form docker's ``auth`` field holds).
+    """
     if value and len(value) >= 4:
         _secrets.add(value)
 
