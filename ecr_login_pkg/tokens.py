@@ -12,6 +12,7 @@ import binascii
 import os
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ DENIED_CODES = {
     "RequestExpired", "InvalidToken",
 }
 MAX_WORKERS = 8
+_CREATE_LOCK = threading.Lock()  # client creation in worker threads (role identities): see _RoleClient
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
 
@@ -100,10 +102,11 @@ def decode_token(encoded: Any, expires_at: float, proxy_endpoint: Any, what: str
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise MalformedAnswerError(f"{what}: the authorizationToken is not base64 'AWS:<password>'") from None
     username, sep, password = decoded.partition(":")
-    if not sep or not username or not password:
+    register_secret(password if sep else decoded)  # before any check can fail: no message may carry it
+    if not sep or username != "AWS" or not password:
         raise MalformedAnswerError(f"{what}: the authorizationToken lacks the 'AWS:' user prefix")
-    register_secret(password)
     register_secret(encoded)
+    register_secret(base64.b64encode(f"AWS:{password}".encode()).decode())  # the docker "auth" form, canonical
     if expires_at <= time.time():
         raise MalformedAnswerError(f"{what}: the token's expiresAt is already in the past (check the clock)")
     proxy_host = strip_url(proxy_endpoint) if isinstance(proxy_endpoint, str) and proxy_endpoint else None
@@ -119,12 +122,24 @@ def _timestamp(value: Any, what: str) -> float:
 
 
 def classify_client_error(code: str, status: int, message: str, what: str) -> EcrLoginError:
-    """Map an AWS error code to the outcome an operator acts on."""
+    """Map an AWS error code to the outcome an operator acts on.
+
+    Denied (77) and what time can cure (throttling, 408, 429, 5xx: 75, retried)
+    first; any other 4xx is a request retrying cannot fix (a wrong
+    ``endpoint_url`` answering 404, a region or parameter the service rejects),
+    so it fails at once as a configuration error (78) instead of being retried
+    for the whole deadline and reported as temporary.
+    """
+    message = " ".join(message.split())
+    if len(message) > 200:  # e.g. a whole HTML page from whatever answers at a wrong endpoint
+        message = message[:200] + "..."
     text = redact(f"{what}: {code}: {message}" if message else f"{what}: {code}")
     if code in DENIED_CODES or status in (401, 403):
         return DeniedError(text)
-    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500 or status == 429:
+    if code in THROTTLING_CODES or code in TRANSIENT_CODES or status >= 500 or status in (408, 429):
         return TemporaryError(text)
+    if 400 <= status < 500:
+        return ConfigError(f"{text} (HTTP {status}: retrying will not help; check endpoint_url and region)")
     return MalformedAnswerError(text) if status == 200 else TemporaryError(text)
 
 
@@ -138,16 +153,21 @@ class _BotoFetcher:
         self._sessions: dict[str | None, Any] = {}
         self._loader: Any = None
 
+    def _new_session(self, profile: str | None) -> Any:
+        """A botocore session; all share one data loader (the parsed service models)."""
+        session = self._botocore_session.Session(profile=profile)
+        if self._loader is None:
+            self._loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", self._loader)
+        return session
+
     def _session(self, profile: str | None) -> Any:
         """One botocore session per profile, shared by its regions' clients (a session costs
-        its handler registrations and a credential lookup); all share one data loader."""
+        its handler registrations and a credential lookup). Only the main thread uses these:
+        every client is made here, before the workers start."""
         if profile not in self._sessions:
-            session = self._botocore_session.Session(profile=profile)
-            if self._loader is None:
-                self._loader = session.get_component("data_loader")
-            else:
-                session.register_component("data_loader", self._loader)
-            self._sessions[profile] = session
+            self._sessions[profile] = self._new_session(profile)
         return self._sessions[profile]
 
     def client(self, identity: Identity, remaining: float) -> BaseClient:
@@ -163,16 +183,23 @@ class _BotoFetcher:
         )
         service = "ecr-public" if identity.public else "ecr"
         try:
-            session = self._session(identity.profile)
             if identity.role_arn:
-                return _RoleClient(session, identity, service, config)
-            return session.create_client(
+                # its own session: the worker thread makes this identity's ECR client after
+                # AssumeRole, and a botocore session is not safe to share across threads
+                return _RoleClient(self._new_session(identity.profile), identity, service, config)
+            return self._session(identity.profile).create_client(
                 service, region_name=identity.region, endpoint_url=identity.endpoint_url, config=config
             )
         except ProfileNotFound:
             raise ConfigError(f"AWS profile '{identity.profile}' not found in the AWS config files") from None
         except BotoCoreError as exc:
             raise ConfigError(redact(f"{identity.describe()}: {exc}")) from None
+        except ValueError:  # botocore: "Invalid endpoint: ...", or ipaddress on a bad [literal]
+            variable = "AWS_ENDPOINT_URL_ECR_PUBLIC" if identity.public else "AWS_ENDPOINT_URL_ECR"
+            raise ConfigError(redact(
+                f"{identity.describe()}: the endpoint URL '{identity.endpoint_url}' is not valid "
+                f"(check endpoint_url, --endpoint-url, {variable}/AWS_ENDPOINT_URL)"
+            )) from None
 
     def fetch(self, identity: Identity, client: BaseClient) -> Token:
         from botocore.exceptions import (
@@ -217,14 +244,25 @@ class _BotoFetcher:
         return decode_token(entry.get("authorizationToken"), expires_at, entry.get("proxyEndpoint"), what)
 
 
+def sts_endpoint(environ: Any = os.environ) -> str | None:
+    """``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too;
+    none when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` says to ignore them (as botocore does)."""
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or None
+
+
 class _RoleClient:
     """An ECR client for a ``role_arn`` identity that assumes the role at its first call.
 
-    The STS client is made up front with the other clients; the AssumeRole call
-    runs inside ``fetch``, in parallel and under its retries, so an STS refusal,
-    throttling or outage is classified (77, 75) and retried exactly like an ECR
-    one instead of escaping as an internal error. The ECR client is then made
-    from this identity's own session, which no other thread touches.
+    It gets a botocore session of its own, created in the main thread, that no
+    other identity shares. The STS client is made from it up front with the
+    other clients; the AssumeRole call runs inside ``fetch``, in a worker thread
+    and under its retries, so an STS refusal, throttling or outage is classified
+    (77, 75) and retried exactly like an ECR one instead of escaping as an
+    internal error. The ECR client is then made in that worker from this
+    identity's own session, which no other thread touches; ``_CREATE_LOCK``
+    serialises that with other workers' because all sessions share one data loader.
     """
 
     def __init__(self, session: Any, identity: Identity, service: str, config: Any) -> None:
@@ -232,29 +270,40 @@ class _RoleClient:
         self._identity = identity
         self._service = service
         self._config = config
-        self._sts = session.create_client(
-            "sts",
-            region_name=identity.region,
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL"),
-            config=config,
-        )
+        endpoint = sts_endpoint()
+        try:
+            self._sts = session.create_client("sts", region_name=identity.region, endpoint_url=endpoint, config=config)
+        except ValueError:
+            raise ConfigError(redact(
+                f"{identity.describe()}: the STS endpoint URL '{endpoint}' is not valid "
+                "(check AWS_ENDPOINT_URL_STS/AWS_ENDPOINT_URL)"
+            )) from None
         self._client: Any = None
 
     def get_authorization_token(self) -> Any:
         if self._client is None:
             answer = self._sts.assume_role(RoleArn=self._identity.role_arn, RoleSessionName="ecr-login")
-            creds = answer["Credentials"]
-            register_secret(creds["SecretAccessKey"])
-            register_secret(creds["SessionToken"])
-            self._client = self._session.create_client(
-                self._service,
-                region_name=self._identity.region,
-                endpoint_url=self._identity.endpoint_url,
-                config=self._config,
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-            )
+            creds = answer.get("Credentials") if isinstance(answer, dict) else None
+            fields = ("AccessKeyId", "SecretAccessKey", "SessionToken")
+            if isinstance(creds, dict):
+                for name in fields[1:]:
+                    if isinstance(creds.get(name), str):
+                        register_secret(creds[name])
+            if not isinstance(creds, dict) or not all(isinstance(creds.get(name), str) and creds[name] for name in fields):
+                raise MalformedAnswerError(
+                    f"AssumeRole {self._identity.role_arn}: the STS answer has no usable Credentials"
+                    " (AccessKeyId, SecretAccessKey, SessionToken)"
+                )
+            with _CREATE_LOCK:
+                self._client = self._session.create_client(
+                    self._service,
+                    region_name=self._identity.region,
+                    endpoint_url=self._identity.endpoint_url,
+                    config=self._config,
+                    aws_access_key_id=creds["AccessKeyId"],
+                    aws_secret_access_key=creds["SecretAccessKey"],
+                    aws_session_token=creds["SessionToken"],
+                )
         return self._client.get_authorization_token()
 
 
@@ -315,9 +364,18 @@ def with_instance_region(identity: Identity) -> Identity:
     profile and no AWS configuration at all, as the AWS CLI v2 does there. The
     state keys the default registry by the identity *as planned* (region left
     empty), so a run with nothing due never asks the metadata service.
+
+    With metadata switched off (``AWS_EC2_METADATA_DISABLED=true``) nothing can
+    name a region: a configuration error (78). When the metadata service simply
+    did not answer, this may be a host that is not on EC2 or an EC2 host whose
+    network is not up yet at boot: temporary (75), so the timer's next tick
+    tries again, with a message that says both and how to set a region.
     """
     if identity.region:
         return identity
+    how = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
+        raise ConfigError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
     from botocore.utils import InstanceMetadataRegionFetcher
 
     endpoint = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -329,11 +387,24 @@ def with_instance_region(identity: Identity) -> Identity:
     except Exception:  # botocore logs and swallows most IMDS errors itself; be as lenient
         region = None
     if not region:
-        raise ConfigError(
-            "no AWS region: set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region "
-            "(not on EC2, or instance metadata is off)"
+        raise TemporaryError(
+            "no AWS region: instance metadata did not answer (not on EC2, or the network is not up yet); "
+            f"on a host that is not on EC2, {how}"
         )
     return replace(identity, region=region)
+
+
+def _unexpected(identity: Identity, exc: Exception) -> EcrLoginError:
+    """An exception no handler above foresaw, as this identity's own failure.
+
+    A lookup in an answer that lacks what it should (KeyError, IndexError)
+    means a malformed answer; anything else is reported as
+    temporary, named by its type only: its message may quote what came over
+    the wire, credentials included.
+    """
+    if isinstance(exc, (KeyError, IndexError)):
+        return MalformedAnswerError(f"{identity.describe()}: the answer lacks an expected part ({type(exc).__name__})")
+    return TemporaryError(f"{identity.describe()}: unexpected {type(exc).__name__} while asking for a token")
 
 
 def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.uniform) -> float:
@@ -360,6 +431,8 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
             clients[identity] = boto.client(asked[identity], deadline - time.monotonic())
         except EcrLoginError as exc:
             results[identity] = exc
+        except Exception as exc:  # one identity's surprise must not cost the others their logins
+            results[identity] = _unexpected(identity, exc)
 
     def attempt(identity: Identity) -> Token:
         remaining = deadline - time.monotonic()
@@ -383,6 +456,8 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
                 time.sleep(delay)
             except EcrLoginError as exc:
                 return exc
+            except Exception as exc:  # else it aborts pool.map: every region would exit 70
+                return _unexpected(identity, exc)
 
     pending = [identity for identity in identities if identity not in results]
     if len(pending) == 1:

@@ -9,16 +9,21 @@ be made to misbehave. Each test here failed before the fix it covers.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import run_ecr_login
 
+from ecr_login_pkg import tokens
+from ecr_login_pkg.errors import ConfigError, DeniedError, MalformedAnswerError, TemporaryError
 from ecr_login_pkg.logs import redact
+from ecr_login_pkg.tokens import Identity, Token, classify_client_error, decode_token, fetch_tokens
 
 ACCOUNT = "123456789012"
 HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
@@ -73,6 +78,232 @@ def closed_port() -> int:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         return int(unused.getsockname()[1])
+
+
+# --- 1. a surprise inside one token worker is that identity's error, not exit 70 for all ---------
+
+STS_WITHOUT_CREDENTIALS = (
+    b'<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+    b"</AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>"
+)
+
+
+def test_sts_answer_without_credentials_is_malformed_and_the_other_region_is_stored(
+    ecr, aws_env, write_config, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    with FixedServer(200, STS_WITHOUT_CREDENTIALS, "text/xml") as sts:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+        config = write_config(
+            f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\ntimeout = {DEADLINE:g}\n"
+            f"[{HOST}]\nrole_arn = {ROLE}\n[{OTHER_HOST}]\n"
+        )
+        result = run_ecr_login("--config", config)
+    assert result.code == 65, result  # malformed answer, not 70 (internal error) for every region
+    assert "Credentials" in result.stderr and "Traceback" not in result.stderr
+    assert sts.count == 1  # a malformed answer is not retried
+    assert set(auths(aws_env)) == {OTHER_HOST}  # the region that worked is stored
+    assert [call.region for call in ecr.calls] == ["eu-west-1"]
+
+
+def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(monkeypatch) -> None:
+    good = Identity(region="us-east-1", source="awscli")
+    bad = Identity(region="eu-west-1", source="awscli")
+    token = Token(username="AWS", password="pw-not-shown", expires_at=time.time() + 3600)
+
+    def fake(identity: Identity, remaining: float) -> Token:
+        if identity == bad:
+            raise ValueError("leaked-detail-Zm9vYmFyYmF6cXV4")
+        return token
+
+    monkeypatch.setattr(tokens, "_awscli_fetch", fake)
+    from ecr_login_pkg.logs import Log
+
+    results = fetch_tokens([good, bad], 5, Log())
+    assert results[good] is token
+    error = results[bad]
+    assert isinstance(error, TemporaryError)
+    assert "ValueError" in str(error) and "leaked-detail" not in str(error)
+    # alone (no thread pool) as well
+    alone = fetch_tokens([bad], 5, Log())[bad]
+    assert isinstance(alone, TemporaryError) and "ValueError" in str(alone)
+
+
+def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
+    identity = Identity(region="us-east-1", source="awscli")
+
+    def fake(identity: Identity, remaining: float) -> Token:
+        return {}["Credentials"]  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(tokens, "_awscli_fetch", fake)
+    from ecr_login_pkg.logs import Log
+
+    assert isinstance(fetch_tokens([identity], 5, Log())[identity], MalformedAnswerError)
+
+
+# --- 2. an endpoint URL botocore refuses is a configuration error naming it ----------------------
+
+
+def test_invalid_endpoint_url_is_a_configuration_error(aws_env) -> None:  # type: ignore[no-untyped-def]
+    fetcher = tokens._BotoFetcher()
+    for url in ("http://a b", "http://a..b", "http://[1:2:3]"):
+        with pytest.raises(ConfigError) as caught:
+            fetcher.client(Identity(region="us-east-1", endpoint_url=url), 5)
+        assert url in str(caught.value)
+
+
+def test_invalid_endpoint_url_through_the_command(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(f"[defaults]\nendpoint_url = http://a..b\nstores = file\n[{HOST}]\n")
+    result = run_ecr_login("--config", config)
+    assert result.code == 78, result
+    assert "http://a..b" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_invalid_sts_endpoint_is_a_configuration_error(ecr, aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://a..b")
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{HOST}]\nrole_arn = {ROLE}\n")
+    result = run_ecr_login("--config", config)
+    assert result.code == 78, result
+    assert "http://a..b" in result.stderr and "AWS_ENDPOINT_URL_STS" in result.stderr
+    assert ecr.call_count == 0
+
+
+# --- 3. a 4xx retrying cannot fix fails at once -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        pytest.param(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html", id="wrong-endpoint-404"),
+        pytest.param(
+            400, b'{"__type":"InvalidParameterException","message":"bad parameter"}',
+            "application/x-amz-json-1.1", id="invalid-parameter-400",
+        ),
+    ],
+)
+def test_a_4xx_retrying_cannot_fix_fails_at_once_as_configuration(
+    aws_env, write_config, status, body, content_type
+) -> None:  # type: ignore[no-untyped-def]
+    with FixedServer(status, body, content_type) as wrong:
+        config = write_config(f"[defaults]\nendpoint_url = {wrong.url}\nstores = file\ntimeout = {DEADLINE:g}\n[{HOST}]\n")
+        started = time.monotonic()
+        result = run_ecr_login("--config", config)
+        elapsed = time.monotonic() - started
+    assert result.code == 78, result
+    assert wrong.count == 1, "no retries for what retrying cannot fix"
+    assert "check endpoint_url and region" in result.stderr
+    assert elapsed < DEADLINE, elapsed
+    assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()
+
+
+def test_a_408_is_still_temporary_and_retried(aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    with FixedServer(408, b"", "text/plain") as slow:
+        config = write_config(f"[defaults]\nendpoint_url = {slow.url}\nstores = file\ntimeout = 2\n[{HOST}]\n")
+        result = run_ecr_login("--config", config)
+    assert result.code == 75, result
+    assert slow.count >= 2
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("ThrottlingException", 400, TemporaryError),
+        ("TooManyRequestsException", 429, TemporaryError),
+        ("429", 429, TemporaryError),
+        ("408", 408, TemporaryError),
+        ("ServerException", 500, TemporaryError),
+        ("503", 503, TemporaryError),
+        ("AccessDeniedException", 400, DeniedError),
+        ("ExpiredTokenException", 403, DeniedError),
+        ("401", 401, DeniedError),
+        ("InvalidParameterException", 400, ConfigError),
+        ("ValidationError", 400, ConfigError),
+        ("404", 404, ConfigError),
+        ("UnknownOperationException", 400, ConfigError),
+        ("Weird", 200, MalformedAnswerError),
+        ("Unknown", 0, TemporaryError),
+    ],
+)
+def test_classify_client_error(code: str, status: int, expected: type) -> None:
+    error = classify_client_error(code, status, "some message", "GetAuthorizationToken (ecr us-east-1)")
+    assert type(error) is expected
+    if expected is ConfigError:
+        assert "check endpoint_url and region" in str(error)
+
+
+def test_classify_client_error_shortens_a_page_of_html() -> None:
+    page = "<html>" + "x " * 2000 + "</html>"
+    error = classify_client_error("404", 404, page, "GetAuthorizationToken (ecr us-east-1)")
+    assert len(str(error)) < 400
+
+
+# --- 4. the user name in a token must be exactly AWS ---------------------------------------------
+
+
+def encode(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize("username", ["bob", "aws", "AWSX", " AWS"])
+def test_token_with_another_user_name_is_malformed(username: str) -> None:
+    with pytest.raises(MalformedAnswerError):
+        decode_token(encode(f"{username}:Zm9vYmFyYmF6cXV4cXV1eA"), time.time() + 3600, None, "test")
+
+
+def test_token_with_user_aws_is_accepted_and_its_forms_are_masked() -> None:
+    password = "cGFzc3dvcmQtZm9yLXRoZS10ZXN0LW9ubHk"
+    token = decode_token(encode(f"AWS:{password}"), time.time() + 3600, "https://x.example", "test")
+    assert (token.username, token.password, token.proxy_host) == ("AWS", password, "x.example")
+    assert redact(f"a {password} b {encode('AWS:' + password)}") == "a *** b ***"
+
+
+# --- 5. no region from instance metadata: off is configuration, silent is temporary --------------
+
+
+def test_instance_metadata_not_answering_is_temporary(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{closed_port()}/")
+    config = write_config("[defaults]\nstores = file\n")
+    result = run_ecr_login("--config", config)
+    assert result.code == 75, result  # the network may come up: the next timer tick tries again
+    assert "not on EC2" in result.stderr and "network" in result.stderr
+    assert "AWS_REGION" in result.stderr and "--region" in result.stderr
+
+
+def test_instance_metadata_switched_off_is_configuration(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    config = write_config("[defaults]\nstores = file\n")
+    result = run_ecr_login("--config", config)
+    assert result.code == 78, result
+    assert "no AWS region" in result.stderr and "AWS_EC2_METADATA_DISABLED" in result.stderr
+
+
+# --- 6. role identities: a session of their own; STS endpoint variables can be ignored ------------
+
+
+def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignore[no-untyped-def]
+    fetcher = tokens._BotoFetcher()
+    first = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
+    second = fetcher.client(Identity(region="eu-west-1", role_arn=ROLE + "-2"), 5)
+    plain = fetcher.client(Identity(region="us-east-1"), 5)
+    assert isinstance(first, tokens._RoleClient) and isinstance(second, tokens._RoleClient)
+    assert first._session is not second._session
+    assert fetcher._session(None) not in (first._session, second._session)
+    assert plain is not None
+
+
+def test_sts_endpoint_variables_are_ignored_when_told(aws_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    dead = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", dead)
+    fetcher = tokens._BotoFetcher()
+    honoured = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
+    assert honoured._sts.meta.endpoint_url == dead
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    ignored = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
+    assert "127.0.0.1" not in ignored._sts.meta.endpoint_url
+    monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    assert "127.0.0.1" not in fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)._sts.meta.endpoint_url
 
 
 # --- 7. masking keeps ordinary words ----------------------------------------------------------------
