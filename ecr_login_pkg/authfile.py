@@ -13,7 +13,7 @@ import os
 import stat
 
 from .errors import ConfigError
-from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
+from .fsutil import DirLock, atomic_write, ensure_private_dir, path_problem, read_text_nofollow, remove_stale_temps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -63,10 +63,13 @@ class AuthFile:
         self._snapshot: tuple[tuple[int, int, int], dict[str, object]] | None = None
 
     def _check_target(self) -> os.stat_result | None:
+        """The file's lstat (None when absent), after refusing what we must not read or rewrite."""
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a parent that is a file, a directory we may not search
+            raise ConfigError(path_problem(self.path, exc, "use the credential file")) from None
         if stat.S_ISLNK(info.st_mode):
             raise ConfigError(
                 f"{self.path}: is a symlink; ecr-login will not replace it "
@@ -132,8 +135,8 @@ class AuthFile:
         ensure_private_dir(directory)
         with DirLock(directory, self.lock_timeout, "credential file"):
             remove_stale_temps(directory)
-            info = self._check_target()
-            data = self.read()
+            info = self._check_target()  # checked once, under the lock: what we read is what we replace
+            data = self._parse(info)
             auths = data.get("auths")
             if not isinstance(auths, dict):
                 auths = {}
