@@ -1,4 +1,14 @@
-"""Prometheus textfile output for node_exporter's textfile collector, written atomically."""
+"""Prometheus textfile output for node_exporter's textfile collector, written atomically.
+
+One series per (registry, store). The state is keyed also by location (the file a store
+writes), and keeps an entry for a location no longer used (DOCKER_CONFIG changed): of the
+entries of one (registry, store), the newest is rendered, so there is never a duplicate series
+(node_exporter rejects the whole file then) nor a stale one alerting forever.
+
+Cheap enough for every run, including those with nothing due: the state is already loaded,
+rendering is string formatting, and the write is one atomic rename without fsync (the file
+is rewritten on the next run anyway).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +17,32 @@ import time
 from .errors import EcrLoginError
 from .fsutil import atomic_write
 from .logs import Log
-from .state import State
+from .state import Entry, State
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _labels(address: str, store: str) -> str:
-    def quote(value: str) -> str:
-        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{{registry="{_quote(address)}",store="{_quote(store)}"}}'
 
-    return f'{{registry="{quote(address)}",store="{quote(store)}"}}'
+
+def _newest(entry: Entry) -> float:
+    return max(entry.last_attempt or 0.0, entry.last_success or 0.0)
+
+
+def shown_entries(state: State) -> list[Entry]:
+    """The entries to render: the newest per (registry, store), without superseded placeholders."""
+    stale = set(state.superseded_placeholders())  # default:REGION after the default registry got known
+    chosen: dict[tuple[str, str], Entry] = {}
+    for key, entry in state.entries.items():
+        if key in stale:
+            continue
+        pair = (entry.address, entry.store)
+        if pair not in chosen or _newest(entry) > _newest(chosen[pair]):
+            chosen[pair] = entry
+    return [chosen[pair] for pair in sorted(chosen)]
 
 
 def render(state: State, now: float) -> str:
@@ -25,7 +53,7 @@ def render(state: State, now: float) -> str:
         ("ecr_login_last_exit_code", "gauge", "Exit code of the last refresh attempt (0 = ok).", "last_exit"),
     ]
     lines = []
-    entries = sorted(state.entries.values(), key=lambda entry: (entry.address, entry.store))
+    entries = shown_entries(state)
     for name, kind, help_text, attribute in families:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for entry in entries:
@@ -41,8 +69,10 @@ def render(state: State, now: float) -> str:
 
 
 def write_metrics(path: str, state: State, log: Log) -> None:
-    """Mode 0644: node_exporter runs as another user, and nothing here is secret."""
+    """Write the metrics of ``state`` (loaded, on any run: a no-op one too) to ``path``; never raises
+    an EcrLoginError (a failure is a warning). Mode 0644: node_exporter runs as another user,
+    and nothing here is secret."""
     try:
-        atomic_write(path, render(state, time.time()).encode("utf-8"), 0o644)
+        atomic_write(path, render(state, time.time()).encode("utf-8"), 0o644, durable=False)
     except EcrLoginError as exc:
         log.warning(f"metrics not written: {exc}")
