@@ -40,23 +40,22 @@ else:
         return make if cls is None else make(cls)
 
     def _init(class_name, names, defaults):
+        known = frozenset(names)
+
         def __init__(self, *args, **kwargs):
             if len(args) > len(names):
                 raise TypeError(f"{class_name}() takes {len(names)} arguments but {len(args)} were given")
-            values = dict(zip(names, args))
-            for name, value in kwargs.items():
-                if name not in names:
-                    raise TypeError(f"{class_name}() got an unexpected keyword argument '{name}'")
-                if name in values:
-                    raise TypeError(f"{class_name}() got multiple values for argument '{name}'")
-                values[name] = value
-            for name in names:
-                if name in values:
-                    object.__setattr__(self, name, values[name])
-                elif name in defaults:
-                    object.__setattr__(self, name, defaults[name])
-                else:
-                    raise TypeError(f"{class_name}() missing required argument: '{name}'")
+            unknown = kwargs.keys() - known
+            if unknown:
+                raise TypeError(f"{class_name}() got an unexpected keyword argument '{min(unknown)}'")
+            twice = [name for name in names[:len(args)] if name in kwargs]
+            if twice:
+                raise TypeError(f"{class_name}() got multiple values for argument '{twice[0]}'")
+            values = {**defaults, **dict(zip(names, args)), **kwargs}
+            if len(values) < len(names):
+                missing = next(name for name in names if name not in values)
+                raise TypeError(f"{class_name}() missing required argument: '{missing}'")
+            self.__dict__.update(values)  # one update, and past the __setattr__ a frozen record refuses
 
         return __init__
 
