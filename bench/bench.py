@@ -356,7 +356,7 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
     axes.set_yscale("log")
     for axis in (axes.yaxis,):
         axis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
-        axis.set_minor_formatter(FuncFormatter(lambda value, _position: f"{value:g}" if str(value)[0] in "235" else ""))
+        axis.set_minor_formatter(FuncFormatter(lambda value, _position: f"{value:g}" if f"{value:.0e}"[0] in "235" else ""))
     axes.set_xticks(sizes, [str(n) for n in sizes])
     axes.set_xlabel(f"registries (over {len(REGIONS)} regions from 10 on)")
     axes.set_ylabel("seconds (median, log scale)")
