@@ -14,6 +14,7 @@ from .config import Settings, Target
 from .errors import EX_OK, EcrLoginError, TemporaryError, most_severe
 from .logs import Log
 from .records import record
+from .registry import is_login_address
 from .state import State
 from .stores import Store, open_store
 
@@ -196,10 +197,11 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
                 continue
             if pair.address is None:
                 pair.address = outcome.proxy_host
-                if pair.address is None:
+                if pair.address is None or not is_login_address(pair.address):
                     from .errors import MalformedAnswerError
 
-                    pair.error = MalformedAnswerError("the token answer names no proxyEndpoint for the default registry")
+                    pair.address = None
+                    pair.error = MalformedAnswerError("the token answer names no usable proxyEndpoint for the default registry")
                     continue
                 state.default_hosts[default_key(pair.target)] = pair.address
             _store, logins, members = batches.setdefault(id(pair.store), (pair.store, {}, []))
