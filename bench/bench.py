@@ -15,8 +15,8 @@ measures, interleaved round by round, medians of --runs runs of:
 3. a run with nothing due vs ``python3 -c pass`` on the same interpreter;
 4. the peak RSS of each (os.wait4 of each child: the largest process of its tree).
 
-ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher written
-like Debian's console scripts, once per interpreter given (default: the real
+ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher like the
+Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter given (default: the real
 ``python3`` first on PATH and /usr/bin/python3 when it has botocore). The AWS
 CLI is the one on PATH (a pyenv shim is resolved to the script behind it).
 Passwords live only in files and pipes. Every child has a timeout; the servers
@@ -59,16 +59,13 @@ GOALS = {
     "peak_rss": 0.6,  # ecr-login / the AWS CLI
 }
 LAUNCHER = '''#!{python}
-# -*- coding: utf-8 -*-
-# Debian's console-script template; the package comes from the benchmark's compiled copy,
-# found after the standard library as an installed package would be.
-import re
+# debian/bin/ecr-login (the package's /usr/bin/ecr-login), with the package from the benchmark's
+# compiled copy, found after the standard library as an installed package is.
 import sys
 sys.path.append({site!r})
 from ecr_login_pkg.cli import main
-if __name__ == "__main__":
-    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
-    sys.exit(main())
+
+sys.exit(main())
 '''
 
 
