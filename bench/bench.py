@@ -13,11 +13,14 @@ measures, interleaved round by round, medians of --runs runs of:
 2. N registries over 5 regions (accounts x regions): the pipeline in a shell loop,
    one per registry, vs one ``ecr-login login --force`` (file store, docker store);
 3. a run with nothing due vs ``python3 -c pass`` on the same interpreter;
-4. the peak RSS of each (os.wait4 of each child: the largest process of its tree).
+4. the peak RSS of each (/usr/bin/time's %M: the largest process of its tree).
 
 ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher like the
-Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter given (default: the real
-``python3`` first on PATH and /usr/bin/python3 when it has botocore). The AWS
+Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter
+given (default: the real ``python3`` first on PATH, and /usr/bin/python3 when it
+has botocore). Each row names its interpreter; each no-op is compared with
+``python3 -c pass`` on the same one. Wall times suffer when other work shares the
+CPUs; the CPU-time column much less. The AWS
 CLI is the one on PATH (a pyenv shim is resolved to the script behind it).
 Passwords live only in files and pipes. Every child has a timeout; the servers
 stop on exit. Prints a table, writes bench/results.json and bench/chart.png.
