@@ -211,9 +211,13 @@ def test_config_loader_survives_any_bytes(data: bytes) -> None:
 def valid_configs(draw):  # type: ignore[no-untyped-def]
     """A configuration every key and value of which is valid, with distinct registries."""
     lines = ["[defaults]"]
-    for key in draw(st.lists(st.sampled_from(sorted(DEFAULTS_KEYS)), unique=True, max_size=6)):
-        lines.append(f"{key} = {draw(GOOD_VALUES[key])}")
-    hosts = draw(st.lists(valid_hosts().map(lambda v: v[1]), unique=True, max_size=5))
+    keys = draw(st.lists(st.sampled_from(sorted(DEFAULTS_KEYS)), unique=True, max_size=6))
+    values = {key: draw(GOOD_VALUES[key]) for key in keys}
+    awscli = values.get("token_source") == "awscli"
+    if awscli:  # the AWS CLI neither assumes role_arn nor names the default registry: valid only without both
+        values.pop("role_arn", None)
+    lines += [f"{key} = {value}" for key, value in values.items()]
+    hosts = draw(st.lists(valid_hosts().map(lambda v: v[1]), unique=True, min_size=1 if awscli else 0, max_size=5))
     for index, host in enumerate(hosts):
         style = draw(st.sampled_from(["section", "host", "account"]))
         match = re.match(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$", host)
