@@ -362,3 +362,73 @@ def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp
     metrics.unlink()
     assert run_ecr_login(*args).code == 0 and ecr.call_count == 2  # nothing due...
     assert "ecr_login_last_run_timestamp_seconds" in metrics.read_text()  # ...and still written
+
+
+CREDENTIAL_HELPER = """
+# A docker credential helper (the protocol of docker-credential-pass and friends), keeping its
+# entries in $TEST_HELPER_STORE; written by the test so the docker CLI's credsStore path runs for real.
+import json, os, sys
+path = os.environ["TEST_HELPER_STORE"]
+entries = json.load(open(path)) if os.path.exists(path) else {}
+action, data = sys.argv[1], sys.stdin.read()
+if action == "store":
+    item = json.loads(data)
+    entries[item["ServerURL"]] = {"Username": item["Username"], "Secret": item["Secret"]}
+elif action == "get":
+    item = entries.get(data.strip())
+    if item is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps({"ServerURL": data.strip(), **item}))
+elif action == "erase":
+    entries.pop(data.strip(), None)
+elif action == "list":
+    print(json.dumps({url: item["Username"] for url, item in entries.items()}))
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(entries).encode())
+"""
+
+
+def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require_tool("docker")
+    helper_bin = tmp_path / "bin"
+    helper_bin.mkdir()
+    helper = helper_bin / "docker-credential-teststore"
+    helper.write_text(f"#!{sys.executable}" + CREDENTIAL_HELPER)
+    helper.chmod(0o755)
+    helper_store = tmp_path / "helper-store.json"
+    os.environ["PATH"] = f"{helper_bin}:{os.environ['PATH']}"
+    os.environ["TEST_HELPER_STORE"] = str(helper_store)
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir()
+    (docker_dir / "config.json").write_text(json.dumps({"credsStore": "teststore"}))
+    config = write_config(f"""
+[defaults]
+endpoint_url = {ecr.url}
+stores = docker
+[app]
+host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
+store_as = {registry.address}
+""")
+    result = run_ecr_login("--config", config)
+    assert result.code == 0, result
+    kept = json.loads(helper_store.read_text())
+    assert kept[registry.address] == {"Username": "AWS", "Secret": ecr.password}  # in the helper...
+    assert "auth" not in docker_config(aws_env).get("auths", {}).get(registry.address, {})  # ...not in config.json
+    status = run_ecr_login("status", "--config", config, "--json")
+    assert status.code == 0 and json.loads(status.stdout)["registries"][0]["status"] == "ok", status
+    assert run_ecr_login("--config", config).code == 0 and ecr.call_count == 1  # the helper's list says it is held
+    helper_store.write_text("{}")  # the login vanished from the helper (docker logout elsewhere)
+    assert run_ecr_login("--config", config).code == 0 and ecr.call_count == 2
+
+
+def test_helm_store_writes_helms_registry_config(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    helm_config = tmp_path / "helm" / "registry" / "config.json"
+    os.environ["HELM_REGISTRY_CONFIG"] = str(helm_config)
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = helm\n[public.ecr.aws]\n")
+    assert run_ecr_login("--config", config).code == 0
+    import base64
+
+    auth = json.loads(helm_config.read_text())["auths"]["public.ecr.aws"]["auth"]
+    assert base64.b64decode(auth).decode() == f"AWS:{ecr.password}"
+    assert stat.S_IMODE(helm_config.stat().st_mode) == 0o600
