@@ -19,6 +19,14 @@ ACCOUNTS = ["111111111111", "222222222222", "333333333333", "444444444444"]
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 
+def local_registry_config(endpoint_url: str, address: str, store: str) -> str:
+    """One ECR registry whose login is stored under the local registry's address (``store_as``)."""
+    return (
+        f"[defaults]\nendpoint_url = {endpoint_url}\nstores = {store}\n"
+        f"[app]\nhost = 123456789012.dkr.ecr.us-east-1.amazonaws.com\nstore_as = {address}\n"
+    )
+
+
 def docker_config(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
     return json.loads(Path(env["DOCKER_CONFIG"], "config.json").read_text())
 
@@ -29,15 +37,7 @@ def state_file(env: dict[str, str]) -> Path:
 
 def test_file_store_login_is_accepted_by_skopeo(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     require_tool("skopeo")
-    config = write_config(f"""
-[defaults]
-endpoint_url = {ecr.url}
-stores = file
-
-[app]
-host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
-store_as = {registry.address}
-""")
+    config = write_config(local_registry_config(ecr.url, registry.address, "file"))
     result = run_ecr_login("login", "--config", config)
     assert result.code == 0, result
     assert ecr.call_count == 1
@@ -55,14 +55,7 @@ store_as = {registry.address}
 
 def test_docker_store_logs_in_with_the_docker_cli(ecr, registry, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
-    config = write_config(f"""
-[defaults]
-endpoint_url = {ecr.url}
-stores = docker
-
-[123456789012.dkr.ecr.us-east-1.amazonaws.com]
-store_as = {registry.address}
-""")
+    config = write_config(local_registry_config(ecr.url, registry.address, "docker"))
     result = run_ecr_login("--config", config, "-v")
     assert result.code == 0, result
     auth = docker_config(aws_env)["auths"][registry.address]["auth"]
@@ -88,14 +81,7 @@ store_as = {registry.address}
 def test_a_password_the_registry_refuses_is_denied(aws_env, registry, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     with StandinECR(password="not-the-registry-password") as wrong:
-        config = write_config(f"""
-[defaults]
-endpoint_url = {wrong.url}
-stores = docker
-[app]
-host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
-store_as = {registry.address}
-""")
+        config = write_config(local_registry_config(wrong.url, registry.address, "docker"))
         result = run_ecr_login("--config", config)
     assert result.code == 77, result
     assert "refused" in result.stderr
@@ -402,14 +388,7 @@ def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
     docker_dir.mkdir()
     (docker_dir / "config.json").write_text(json.dumps({"credsStore": "teststore"}))
-    config = write_config(f"""
-[defaults]
-endpoint_url = {ecr.url}
-stores = docker
-[app]
-host = 123456789012.dkr.ecr.us-east-1.amazonaws.com
-store_as = {registry.address}
-""")
+    config = write_config(local_registry_config(ecr.url, registry.address, "docker"))
     result = run_ecr_login("--config", config)
     assert result.code == 0, result
     kept = json.loads(helper_store.read_text())
