@@ -134,9 +134,9 @@ def test_no_op_run_imports_no_botocore(ecr, aws_env, write_config) -> None:  # t
     assert forced.stdout.split()[0] == "0" and int(forced.stdout.split()[1]) > 0
 
 
-def test_zero_config_logs_in_to_the_callers_default_registry(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    os.environ["AWS_ENDPOINT_URL_ECR"] = ecr.url  # honoured even by old botocore
-    os.environ["AWS_REGION"] = "eu-north-1"
+def test_zero_config_logs_in_to_the_callers_default_registry(ecr, aws_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", ecr.url)  # honoured even by old botocore
+    monkeypatch.setenv("AWS_REGION", "eu-north-1")
     missing = str(tmp_path / "none.conf")
     env = dict(os.environ, ECR_LOGIN_CONFIG="")
     result = run_ecr_login("--store", "file", env=env) if not Path("/etc/ecr-login/ecr-login.conf").exists() else None
@@ -249,13 +249,13 @@ def test_journal_format_under_systemd(ecr, aws_env, write_config) -> None:  # ty
     assert not any(re.match(r"<\d>\d{4}-\d\d-\d\dT", line) for line in lines)  # no timestamp of our own
 
 
-def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token_password, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token_password, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """No region, no keys, no configuration: region and credentials come from instance metadata."""
     with StandinECR(password=token_password, instance_role="build-host", instance_region="ap-northeast-2") as ec2:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED"):
-            os.environ.pop(name, None)
-        os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = ec2.url + "/"
-        os.environ["AWS_ENDPOINT_URL_ECR"] = ec2.url
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", ec2.url + "/")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", ec2.url)
         empty = tmp_path / "empty.conf"
         empty.write_text("")
         first = run_ecr_login("--config", str(empty), "--store", "file")
@@ -268,14 +268,14 @@ def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token
         assert second.code == 0, second
         assert len(ec2.metadata_requests) == asked and len(ec2.ecr_calls()) == 1  # nothing due: nothing asked
         # metadata off and no region anywhere: a clear configuration error
-        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         forced = run_ecr_login("--config", str(empty), "--store", "file", "--force")
         assert forced.code == 78 and "no AWS region" in forced.stderr, forced
 
 
-def test_dry_run_reports_what_the_real_run_would_fail_on(aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    os.environ.pop("AWS_DEFAULT_REGION")
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+def test_dry_run_reports_what_the_real_run_would_fail_on(aws_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     empty = tmp_path / "empty.conf"
     empty.write_text("")
     dry = run_ecr_login("--config", str(empty), "--store", "file", "--dry-run")
@@ -332,11 +332,11 @@ store_as = {registry.address}
     assert list(docker_config(aws_env)["auths"]) == [registry.address]
 
 
-def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     metrics = tmp_path / "ecr-login.prom"
     empty = tmp_path / "empty.conf"
     empty.write_text("")
-    os.environ["AWS_ENDPOINT_URL_ECR"] = ecr.url
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", ecr.url)
     ecr.script(["denied"])
     args = ("--config", str(empty), "--store", "file", "--metrics-file", str(metrics))
     assert run_ecr_login(*args).code == 77
@@ -375,7 +375,7 @@ os.write(fd, json.dumps(entries).encode())
 """
 
 
-def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     helper_bin = tmp_path / "bin"
     helper_bin.mkdir()
@@ -383,8 +383,8 @@ def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_
     helper.write_text(f"#!{sys.executable}" + CREDENTIAL_HELPER)
     helper.chmod(0o755)
     helper_store = tmp_path / "helper-store.json"
-    os.environ["PATH"] = f"{helper_bin}:{os.environ['PATH']}"
-    os.environ["TEST_HELPER_STORE"] = str(helper_store)
+    monkeypatch.setenv("PATH", f"{helper_bin}:{os.environ['PATH']}")
+    monkeypatch.setenv("TEST_HELPER_STORE", str(helper_store))
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
     docker_dir.mkdir()
     (docker_dir / "config.json").write_text(json.dumps({"credsStore": "teststore"}))
@@ -401,9 +401,9 @@ def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_
     assert run_ecr_login("--config", config).code == 0 and ecr.call_count == 2
 
 
-def test_helm_store_writes_helms_registry_config(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_helm_store_writes_helms_registry_config(ecr, aws_env, write_config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     helm_config = tmp_path / "helm" / "registry" / "config.json"
-    os.environ["HELM_REGISTRY_CONFIG"] = str(helm_config)
+    monkeypatch.setenv("HELM_REGISTRY_CONFIG", str(helm_config))
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = helm\n[public.ecr.aws]\n")
     assert run_ecr_login("--config", config).code == 0
     import base64
