@@ -155,6 +155,18 @@ def unsupported_reasons() -> list[str]:
     return reasons
 
 
+def require_guest_support() -> None:
+    """For tests: skip (outside CI) or fail (in CI) when guests cannot be booted here."""
+    import pytest
+
+    reasons = unsupported_reasons()
+    if reasons:
+        reason = "; ".join(reasons)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 def host_mirror(suite: str = SUITE) -> str:
     """The Debian mirror the host's apt uses for ``suite`` (deb822 or one-line)."""
     sources = Path("/etc/apt/sources.list.d")

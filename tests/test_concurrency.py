@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import pytest
 from conftest import REPO_ROOT, require_tool, run_ecr_login
 from local_registry import build_oci_layout, skopeo_copy
 from standin_ecr import StandinECR
-from test_secrets import watch_processes
+from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
 SHARED_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 CONCURRENT_RUNS = 50
@@ -113,14 +112,8 @@ class JsonWatcher:
         self._thread.join()
 
 
-@pytest.fixture(autouse=True)
-def no_password_in_any_process(token_password: str) -> Iterator[None]:
-    """Throughout these tests, no process's command line or environment ever holds the password."""
-    sampler = watch_processes(token_password, interval=0.005)
-    yield
-    sampler.stop()
-    assert sampler.leaks == [], sampler.leaks[:5]
-    assert sampler.samples > 0
+# The /proc sampler from the secrets suite watches every test here.
+pytestmark = pytest.mark.usefixtures("no_password_in_any_process")
 
 
 # --- 50 concurrent `login --force` ---------------------------------------------------------

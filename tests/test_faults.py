@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login
 from standin_ecr import StandinECR
-from test_secrets import watch_processes
+from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
 from ecr_login_pkg.tokens import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
@@ -175,14 +175,8 @@ def netns_prefix() -> tuple[str, ...]:
     return ("unshare", "--net", "--")
 
 
-@pytest.fixture(autouse=True)
-def no_password_in_any_process(token_password: str) -> Iterator[None]:
-    """Throughout these tests, no process's command line or environment ever holds the password."""
-    sampler = watch_processes(token_password, interval=0.005)
-    yield
-    sampler.stop()
-    assert sampler.leaks == [], sampler.leaks[:5]
-    assert sampler.samples > 0
+# The /proc sampler from the secrets suite watches every test here.
+pytestmark = pytest.mark.usefixtures("no_password_in_any_process")
 
 
 # --- retries -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ a broken harness apart from a broken package.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,19 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guest import Guest, GuestCommandError, cleanup_leftovers, guests_dir, pristine_tarball, unsupported_reasons
+from guest import Guest, GuestCommandError, cleanup_leftovers, guests_dir, pristine_tarball, require_guest_support
 
 pytestmark = [pytest.mark.guest, pytest.mark.slow]
-
-
-def require_guest_support() -> None:
-    """Skip (outside CI) or fail (in CI) when guests cannot be booted here."""
-    reasons = unsupported_reasons()
-    if reasons:
-        reason = "; ".join(reasons)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

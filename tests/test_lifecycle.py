@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from guest import Guest, unsupported_reasons
+from guest import Guest, require_guest_support
 from local_registry import DOCKER_REGISTRY, LocalRegistry, basic_token, build_oci_layout, skopeo_copy, write_auth_file
 from standin_ecr import StandinECR
 
@@ -48,16 +48,6 @@ SERVICE_HOME = "/var/lib/ecr-login"
 SERVICE_AUTH = f"{SERVICE_HOME}/.docker/config.json"
 APT = ["apt-get", "-q", "-y", "--no-install-recommends"]
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
-
-
-def require_guest_support() -> None:
-    """Skip (outside CI) or fail (in CI) when guests cannot be booted here."""
-    reasons = unsupported_reasons()
-    if reasons:
-        reason = "; ".join(reasons)
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 # --- packages under test ------------------------------------------------------------

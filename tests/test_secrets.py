@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -353,3 +354,16 @@ def test_passwords_never_reach_a_command_line_in_the_code() -> None:
     sources = "".join(path.read_text() for path in (REPO_ROOT / "ecr_login_pkg").glob("*.py"))
     assert "--password-stdin" in sources
     assert "--password " not in sources and '"-p"' not in sources and "'-p'" not in sources
+
+
+@pytest.fixture
+def no_password_in_any_process(token_password: str) -> Iterator[None]:
+    """Throughout a test, no process's command line or environment ever holds the password.
+
+    Used by the fault and concurrency suites (``pytestmark = usefixtures(...)``).
+    """
+    sampler = watch_processes(token_password, interval=0.005)
+    yield
+    sampler.stop()
+    assert sampler.leaks == [], sampler.leaks[:5]
+    assert sampler.samples > 0
