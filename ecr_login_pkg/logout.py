@@ -14,7 +14,7 @@ from .config import Settings
 from .errors import EX_OK, EcrLoginError, most_severe
 from .logs import Log
 from .refresh import known_pairs
-from .state import DEFAULT_PREFIX, State
+from .state import State, placeholder_address
 
 
 def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
@@ -27,7 +27,7 @@ def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
         for pair in known_pairs(settings, environ, state):
             kind, location = pair.store.kind, pair.store.location
             if pair.address is None:
-                state.forget(DEFAULT_PREFIX + (pair.target.region or "instance-region"), kind, location)
+                state.forget(placeholder_address(pair.target.region), kind, location)
                 log.info(f"default registry in {pair.target.region}: never logged in, nothing to remove")
                 continue
             entry = state.find(pair.address, kind, location)

@@ -15,7 +15,7 @@ from .errors import EX_OK, EcrLoginError, TemporaryError, most_severe
 from .logs import Log
 from .records import record
 from .registry import is_login_address
-from .state import State
+from .state import State, placeholder_address
 from .stores import Store, open_store
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (milliseconds on the no-op path)
@@ -39,11 +39,6 @@ class Pair:
 def default_key(target: Target) -> str:
     """Who the default registry belongs to: the same key means the same AWS identity and place."""
     return f"{target.region}|{target.profile or ''}|{target.role_arn or ''}|{target.endpoint_url or ''}"
-
-
-def placeholder_address(target: Target) -> str:
-    """How the default registry is shown and recorded before its address is known."""
-    return f"default:{target.region or 'instance-region'}"
 
 
 def address_of(target: Target, state: State) -> str | None:
@@ -209,6 +204,7 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
             members.append(pair)
         _store_batches(batches, tokens, state, log)
     codes = _record(due, state, log)
+    state.forget_default_placeholders()  # a default registry now known needs no "default:REGION" entry
     state.save()
     failed = len(codes)
     summary = f"{len(due) - failed} login(s) refreshed, {len(pairs) - len(due)} fresh, {failed} failed"
@@ -238,8 +234,6 @@ def _store_batches(batches: dict[int, Batch], tokens: dict[Identity, Token | Ecr
                 pair.error = outcome or TemporaryError(f"{store.location}: {pair.address} was not stored")
                 continue
             entry = state.entry(pair.address, store.kind, store.location)
-            if pair.target.registry is None:  # the default registry is known now: drop its placeholder
-                state.forget(placeholder_address(pair.target), store.kind, store.location)
             entry.fingerprint = outcome
             entry.expires_at = token.expires_at
             entry.last_success = now
@@ -253,7 +247,7 @@ def _record(due: list[Pair], state: State, log: Log) -> list[int]:
     now = time.time()
     codes = []
     for pair in due:
-        address = pair.address or placeholder_address(pair.target)
+        address = pair.address or placeholder_address(pair.target.region)
         entry = state.entry(address, pair.store.kind, pair.store.location)
         entry.last_attempt = now
         if pair.error is None:

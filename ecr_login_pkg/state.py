@@ -22,6 +22,11 @@ from .registry import is_login_address
 STATE_FILE = "state.json"
 VERSION = 1
 DEFAULT_PREFIX = "default:"  # the address recorded for a default registry not yet known (see refresh._record)
+
+
+def placeholder_address(region: str) -> str:
+    """How the default registry is shown and recorded before its address is known."""
+    return f"{DEFAULT_PREFIX}{region or 'instance-region'}"
 _LIMIT = 1e15  # any timestamp or count beyond this (or NaN, or infinity) is corruption, not data
 
 
@@ -160,7 +165,7 @@ class State:
         that a later successful login to the default registry, now known, made stale."""
         stale = []
         for key, host in self.default_hosts.items():
-            placeholder = DEFAULT_PREFIX + (key.split("|", 1)[0] or "instance-region")
+            placeholder = placeholder_address(key.split("|", 1)[0])
             for entry in self.entries.values():
                 if entry.address != placeholder:
                     continue

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 from .config import Settings
 from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING, EcrLoginError
-from .refresh import format_duration, format_time, known_pairs, placeholder_address
-from .state import State
+from .refresh import format_duration, format_time, known_pairs
+from .state import State, placeholder_address
 
 
 def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, object]]:
@@ -22,7 +22,7 @@ def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, ob
     now = time.time()
     rows: list[dict[str, object]] = []
     for pair in known_pairs(settings, environ, state):
-        address = pair.address or placeholder_address(pair.target)
+        address = pair.address or placeholder_address(pair.target.region)
         entry = state.find(address, pair.store.kind, pair.store.location)
         try:
             held = pair.store.held(address) if pair.address else None
