@@ -197,11 +197,12 @@ def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str |
     return None
 
 
-def env_endpoint(environ: Mapping[str, str], public: bool) -> str | None:
-    """``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too."""
+def env_endpoint(environ: Mapping[str, str], service_variable: str) -> str | None:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too;
+    none when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` says to ignore them (as botocore does)."""
     if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
         return None
-    for variable in ("AWS_ENDPOINT_URL_ECR_PUBLIC" if public else "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL"):
+    for variable in (service_variable, "AWS_ENDPOINT_URL"):
         value = environ.get(variable)
         if value:
             try:
@@ -435,5 +436,5 @@ def _finish(target: Target, overrides: Overrides, environ: Mapping[str, str]) ->
     if overrides.endpoint_url:
         changes["endpoint_url"] = overrides.endpoint_url
     elif not target.endpoint_url:
-        changes["endpoint_url"] = env_endpoint(environ, target.public)
+        changes["endpoint_url"] = env_endpoint(environ, "AWS_ENDPOINT_URL_ECR_PUBLIC" if target.public else "AWS_ENDPOINT_URL_ECR")
     return replace(target, **changes) if changes else target  # type: ignore[arg-type]

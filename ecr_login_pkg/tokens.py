@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import TOKEN_LIFETIME, Target
+from .config import TOKEN_LIFETIME, Target, env_endpoint
 from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
 from .logs import Log, redact, register_secret
 from .records import record, replace
@@ -244,14 +244,6 @@ class _BotoFetcher:
         return decode_token(entry.get("authorizationToken"), expires_at, entry.get("proxyEndpoint"), what)
 
 
-def sts_endpoint(environ: Any = os.environ) -> str | None:
-    """``AWS_ENDPOINT_URL_STS`` / ``AWS_ENDPOINT_URL``, done here so old botocore honours them too;
-    none when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` says to ignore them (as botocore does)."""
-    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
-        return None
-    return environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or None
-
-
 class _RoleClient:
     """An ECR client for a ``role_arn`` identity that assumes the role at its first call.
 
@@ -270,7 +262,7 @@ class _RoleClient:
         self._identity = identity
         self._service = service
         self._config = config
-        endpoint = sts_endpoint()
+        endpoint = env_endpoint(os.environ, "AWS_ENDPOINT_URL_STS")
         try:
             self._sts = session.create_client("sts", region_name=identity.region, endpoint_url=endpoint, config=config)
         except ValueError:
