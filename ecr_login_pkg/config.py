@@ -6,12 +6,11 @@ and a fix, so nothing downstream ever sees a half-valid configuration.
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from collections.abc import Mapping
 
-from . import paths
+from . import ini, paths
 from .errors import ConfigError, UsageError
 from .records import record, replace
 from .registry import Registry, host_for, is_login_address, parse_host, validate_account, validate_region
@@ -80,22 +79,13 @@ class Overrides:
 class _Source:
     """Turns (section, key) into 'FILE:LINE: [section] key' for error messages."""
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, sections: dict[str, ini.Section]) -> None:
         self.path = path
-        self.lines: dict[tuple[str, str], int] = {}
-        self.sections: dict[str, int] = {}
-        section = ""
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if stripped.startswith("[") and stripped.endswith("]"):
-                section = stripped[1:-1].strip()
-                self.sections.setdefault(section, number)
-            elif stripped and stripped[0] not in "#;" and not line[:1].isspace():
-                key = re.split(r"[=:]", stripped, maxsplit=1)[0].strip().lower()
-                self.lines.setdefault((section, key), number)
+        self.sections = sections
 
     def where(self, section: str, key: str | None = None) -> str:
-        line = self.lines.get((section, key or ""), self.sections.get(section, 0)) if key else self.sections.get(section, 0)
+        found = self.sections.get(section)
+        line = (found.lines.get(key, found.line) if key else found.line) if found else 0
         place = f"{self.path}:{line}" if line else self.path
         return f"{place}: [{section}] {key}" if key else f"{place}: [{section}]"
 
@@ -140,22 +130,11 @@ def _read_file(path: str, explicit: bool) -> str | None:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
 
 
-def _parse_ini(path: str, text: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(
-        default_section="\0no-default-section", interpolation=None, strict=True, empty_lines_in_values=False
-    )
+def _parse_ini(path: str, text: str) -> dict[str, ini.Section]:
     try:
-        parser.read_string(text, source=path)
-    except configparser.MissingSectionHeaderError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: a key appears before any [section] (start with [defaults])") from None
-    except configparser.DuplicateSectionError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] appears twice (merge the two sections)") from None
-    except configparser.DuplicateOptionError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] {exc.option} is set twice (keep one)") from None
-    except configparser.ParsingError as exc:
-        lineno = exc.errors[0][0] if exc.errors else 0
-        raise ConfigError(f"{path}:{lineno}: not 'key = value' or '[section]' syntax") from None
-    return parser
+        return ini.parse(text)
+    except ini.IniError as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc.problem}") from None
 
 
 def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
@@ -186,14 +165,15 @@ def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str |
     """The region of the AWS CLI profile, read without importing botocore."""
     config_file = environ.get("AWS_CONFIG_FILE") or os.path.join(paths.home(environ), ".aws", "config")
     name = profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        parser.read(config_file, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError, OSError):
+        with open(config_file, encoding="utf-8") as handle:
+            sections = ini.parse(handle.read(), strict=False)
+    except (ini.IniError, UnicodeDecodeError, OSError):
         return None
     for section in (name if name == "default" else f"profile {name}", name):
-        if parser.has_option(section, "region"):
-            return parser.get(section, "region").strip() or None
+        region = sections[section].values.get("region") if section in sections else None
+        if region is not None:
+            return region.strip() or None
     return None
 
 
@@ -221,10 +201,10 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
     path = overrides.config_path or environ.get("ECR_LOGIN_CONFIG") or DEFAULT_CONFIG
     explicit = bool(overrides.config_path or environ.get("ECR_LOGIN_CONFIG"))
     text = _read_file(path, explicit)
-    parser = _parse_ini(path, text) if text is not None else configparser.ConfigParser(default_section="\0none")
-    source = _Source(path, text or "")
+    sections = _parse_ini(path, text) if text is not None else {}
+    source = _Source(path, sections)
 
-    defaults: dict[str, str] = dict(parser.items(DEFAULTS_SECTION)) if parser.has_section(DEFAULTS_SECTION) else {}
+    defaults: dict[str, str] = dict(sections[DEFAULTS_SECTION].values) if DEFAULTS_SECTION in sections else {}
     for key in defaults:
         if key not in DEFAULTS_KEYS:
             hint = "it belongs in a registry section" if key in REGISTRY_KEYS else _hint(key, DEFAULTS_KEYS)
@@ -291,9 +271,9 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
         _check_role_source(source, DEFAULTS_SECTION, template.token_source)
 
     configured = [
-        _registry_target(source, section, dict(parser.items(section)), template)
-        for section in parser.sections()
-        if section != DEFAULTS_SECTION
+        _registry_target(source, section.name, dict(section.values), template)
+        for section in sections.values()
+        if section.name != DEFAULTS_SECTION
     ]
     _check_unique(source, configured)
     targets = _select(configured, template, overrides.registries, environ)
