@@ -22,10 +22,13 @@ _secrets: set[str] = set()
 # Only a value that looks like one (16 or more characters of the base64/base64url/hex
 # alphabets) after such a name is masked, so ordinary text keeps its words:
 # "requesting a token: ecr eu-west-1", "ExpiredToken: The security token ...".
-_SECRET_SHAPES = re.compile(
+# A pattern string, compiled (and cached by ``re``) by the first line that names one of
+# _SECRET_WORDS: most lines name none, and compiling it is a tenth of a no-op run's work.
+_SECRET_SHAPES = (
     r"(?i)(aws_secret_access_key|aws_session_token|password|secret|token|authorization)"
     r"(\s*[=:]\s*|\"\s*:\s*\")[A-Za-z0-9+/=_-]{16,}"
 )
+_SECRET_WORDS = ("password", "secret", "token", "authorization")  # each name above contains one
 
 
 def register_secret(value: str) -> None:
@@ -50,7 +53,10 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    return _SECRET_SHAPES.sub(lambda m: m.group(1) + m.group(2) + "***", text)
+    lowered = text.lower()
+    if not any(word in lowered for word in _SECRET_WORDS):
+        return text
+    return re.sub(_SECRET_SHAPES, lambda m: m.group(1) + m.group(2) + "***", text)
 
 
 def under_systemd(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:

@@ -330,6 +330,8 @@ def test_redact_keeps_ordinary_text(text: str) -> None:
         ('{"authorizationToken": "QVdTOmV4YW1wbGUtcGFzc3dvcmQ="}', '{"authorizationToken": "***"}'),
         ("aws_session_token=IQoJb3JpZ2luX2VjEJr//////////wEaCXVz rest", "aws_session_token=*** rest"),
         ("Authorization: QVdTOmV4YW1wbGUtcGFzc3dvcmQ", "Authorization: ***"),
+        ("PASSWORD=QVdTOmV4YW1wbGUtcGFzc3dvcmQ", "PASSWORD=***"),  # the cheap word check ignores case too
+        ("Secret: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "Secret: ***"),
     ],
 )
 def test_redact_masks_what_looks_like_a_secret(text: str, expected: str) -> None:
