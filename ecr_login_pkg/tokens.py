@@ -12,6 +12,7 @@ import binascii
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -143,10 +144,35 @@ def classify_client_error(code: str, status: int, message: str, what: str) -> Ec
     return MalformedAnswerError(text) if status == 200 else TemporaryError(text)
 
 
+def load_botocore() -> None:
+    """Import botocore (session, client, utils) without loading pyOpenSSL and cryptography.
+
+    botocore.httpsession imports ``urllib3.contrib.pyopenssl`` only to take back the
+    standard library's SSLContext (``orig_util_SSLContext``), and falls back to urllib3's
+    ``util.ssl_.SSLContext`` when that import fails: the same class, as nothing here ever
+    injects pyOpenSSL into urllib3. Where python3-openssl is installed (Debian's
+    python3-requests recommends it) the first way loads pyOpenSSL and cryptography for
+    nothing: 30 ms and 6 MB of a forced run. So the import is made to fail, only while
+    botocore itself is imported.
+    """
+    if "botocore.session" in sys.modules:
+        return
+    hidden = "urllib3.contrib.pyopenssl"
+    hide = hidden not in sys.modules
+    if hide:
+        sys.modules[hidden] = None  # type: ignore[assignment]  # an "import" of a None entry raises ImportError
+    try:
+        import botocore.session  # noqa: F401  # imports httpsession, utils and client
+    finally:
+        if hide and sys.modules.get(hidden, "") is None:
+            del sys.modules[hidden]
+
+
 class _BotoFetcher:
     """Fetch with botocore: the credential chain (env, profiles, role_arn/source_profile, IMDS)."""
 
     def __init__(self) -> None:
+        load_botocore()
         import botocore.session
 
         self._botocore_session = botocore.session
@@ -368,6 +394,7 @@ def with_instance_region(identity: Identity) -> Identity:
     how = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
     if os.environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
         raise ConfigError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
+    load_botocore()
     from botocore.utils import InstanceMetadataRegionFetcher
 
     endpoint = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")

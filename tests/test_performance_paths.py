@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, require_tool, run_ecr_login
+from standin_ecr import StandinECR, self_signed_certificate
 
 from ecr_login_pkg import plainargs, records
 from ecr_login_pkg.cli import build_parser, with_default_command
@@ -114,6 +115,46 @@ def test_forced_file_store_login_starts_no_process(ecr, aws_env, write_config) -
     assert not [event for event in events if not event.startswith("socket.")]  # ...and no process started
     assert ecr.call_count == 2
     assert len(json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]) == 2
+
+
+# --- a forced run on Debian's python, whose urllib3 would load pyOpenSSL --------
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+TLS_PROBE = """
+import sys
+from ecr_login_pkg.cli import main
+code = main(sys.argv[1:])
+print(code, ",".join(sorted(name for name in sys.modules if name.split(".")[0] in ("OpenSSL", "cryptography"))))
+"""
+
+
+def test_forced_run_checks_tls_without_loading_pyopenssl(aws_env, write_config, tmp_path, token_password) -> None:  # type: ignore[no-untyped-def]
+    """tokens.load_botocore hides urllib3.contrib.pyopenssl while botocore is imported; the
+    certificate must still be checked, with botocore's own fallback SSLContext."""
+    require_tool(DEBIAN_PYTHON)
+    require_tool("openssl")
+    control = subprocess.run([DEBIAN_PYTHON, "-c", "import OpenSSL, cryptography"], capture_output=True, check=False)
+    assert control.returncode == 0, "python3-openssl is not installed: this test would prove nothing"
+    (tmp_path / "other").mkdir()
+    cert, key = self_signed_certificate(str(tmp_path))
+    other_cert, _ = self_signed_certificate(str(tmp_path / "other"))
+
+    def run(ca_bundle: str) -> tuple[int, str]:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), AWS_CA_BUNDLE=ca_bundle)
+        done = subprocess.run([DEBIAN_PYTHON, "-c", TLS_PROBE, "login", "--force", "--config", config],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        code, _, loaded = done.stdout.strip().partition(" ")
+        return int(code), loaded
+
+    with StandinECR(token_password, tls=(cert, key)) as aws:
+        config = write_config(f"[defaults]\nendpoint_url = {aws.url}\nstores = file\ntimeout = 3\n"
+                              "[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+        assert run(cert) == (0, "")  # logged in over TLS; neither module loaded
+        assert aws.call_count == 1 and aws.calls[0].status == 200
+        # a certificate from another CA: refused before any request (retried as temporary, for a
+        # clock not yet set at boot, until the 3 s deadline)
+        assert run(other_cert) == (75, "")
+        assert aws.call_count == 1
 
 
 # --- plain argument reading agrees with argparse ---------------------------
