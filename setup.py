@@ -23,7 +23,7 @@ setup(
     packages=find_packages(include=["ecr_login_pkg", "ecr_login_pkg.*"]),
     python_requires=">=3.9",
     install_requires=["boto3"],
-    entry_points={"console_scripts": ["ecr-login = ecr_login_pkg.cli:main"]},
+    entry_points={"console_scripts": ["ecr-login = ecr_login_pkg.cli:run"]},
     classifiers=[
         "Environment :: Console",
         "Intended Audience :: System Administrators",

@@ -1,7 +1,5 @@
 """Allow ``python3 -m ecr_login_pkg``."""
 
-import sys
+from .cli import run
 
-from .cli import main
-
-sys.exit(main())
+run()

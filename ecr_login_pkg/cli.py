@@ -16,6 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from types import SimpleNamespace
+    from typing import NoReturn
 
 # Options that take a value, for placing the command first (one table for both readers).
 VALUE_OPTIONS = set(COMMON_VALUES).union(*COMMAND_VALUES.values())
@@ -138,3 +139,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return EX_SOFTWARE
     return EX_OK
+
+
+def run() -> NoReturn:
+    """The program's entry point: ``main()``, then an exit that skips tearing the interpreter down.
+
+    After a forced run, the normal exit frees botocore's 400 modules and ~15,000 objects
+    one by one: 40-60 ms, a sixth of the run, that the kernel does at once when the
+    process ends. By then every file is written and closed, every lock released and
+    every worker thread joined (main returns only after that); what remains is to flush
+    stdout and stderr. ``--help``, ``--version`` and argparse errors leave through
+    SystemExit as usual.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+            pass
+    os._exit(code)

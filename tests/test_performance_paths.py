@@ -117,6 +117,27 @@ def test_forced_file_store_login_starts_no_process(ecr, aws_env, write_config) -
     assert len(json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]) == 2
 
 
+def test_the_quick_exit_delivers_buffered_output_and_the_exit_code(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """cli.run ends with os._exit: what sits in stdout's buffer (a file is block-buffered) must be flushed first."""
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n"
+                          "[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n[210987654321.dkr.ecr.eu-west-1.amazonaws.com]\n")
+    assert run_ecr_login("--config", config, "login", "--force").code == 0
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # buffered, as in service
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    with open(tmp_path / "out.json", "wb") as out, open(tmp_path / "err.txt", "wb") as err:
+        done = subprocess.run([sys.executable, "-m", "ecr_login_pkg", "--config", config, "status", "--json"],
+                              stdout=out, stderr=err, env=env, timeout=60, check=False)
+    assert done.returncode == 0
+    rows = json.loads((tmp_path / "out.json").read_text())["registries"]
+    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
+    ecr.script(["denied"], region="eu-west-1")
+    with open(tmp_path / "err.txt", "wb") as err:
+        done = subprocess.run([sys.executable, "-m", "ecr_login_pkg", "--config", config, "login", "--force"],
+                              stdout=subprocess.DEVNULL, stderr=err, env=env, timeout=60, check=False)
+    assert done.returncode == 77  # the worst outcome's code, through os._exit
+    assert "AccessDenied" in (tmp_path / "err.txt").read_text() and "1 failed" in (tmp_path / "err.txt").read_text()
+
+
 # --- a forced run on Debian's python, whose urllib3 would load pyOpenSSL --------
 
 DEBIAN_PYTHON = "/usr/bin/python3"
