@@ -42,7 +42,14 @@ else:
     def _init(class_name, names, defaults):
         known = frozenset(names)
 
+        count = len(names)
+
         def __init__(self, *args, **kwargs):
+            if not args:  # the usual call, all by keyword: one merge and two checks
+                values = {**defaults, **kwargs}
+                if len(values) == count and kwargs.keys() <= known:
+                    self.__dict__.update(values)
+                    return
             if len(args) > len(names):
                 raise TypeError(f"{class_name}() takes {len(names)} arguments but {len(args)} were given")
             unknown = kwargs.keys() - known
