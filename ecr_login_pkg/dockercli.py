@@ -1,8 +1,13 @@
-"""The docker CLI as a store: ``docker login --password-stdin``, so credsStore/credHelpers apply.
+"""The docker store: a login where ``docker login`` would keep it.
 
-The password only ever travels on the CLI's stdin. Whether a login is still held
-is read from ``config.json`` (or asked of the credential helper's ``list``, which
-prints no secrets), so checking costs no ``docker`` process when nothing is due.
+When a credential helper applies (config.json's ``credHelpers``/``credsStore``, or the
+one docker itself picks from PATH), ``docker login --password-stdin`` stores it, so the
+helper gets it; the password only ever travels on the CLI's stdin. Otherwise
+``docker login`` would only write ``{"auth": base64("AWS:<password>")}`` into
+config.json, so that entry is written directly, as the file store does: no docker
+process (40-60 ms each), and no test login against the registry, which a token just
+issued by ECR passes anyway. Whether a login is still held is read from config.json
+(or asked of the helper's ``list``, which prints no secrets).
 """
 
 from __future__ import annotations
@@ -10,12 +15,17 @@ from __future__ import annotations
 import json
 import os
 
-from .authfile import AuthFile
+from . import paths
+from .authfile import AuthFile, encode_auth
 from .errors import ConfigError, DeniedError, EcrLoginError, TemporaryError
 from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
 
 DOCKER_TIMEOUT = 60.0
+# The helpers docker picks by itself when config.json names none (cli/config/credentials on
+# Linux: "pass" or "secretservice", by whether `pass` is installed or set up, depending on the
+# version), if the helper is on PATH. Either one present: docker login decides.
+DEFAULT_HELPERS = ("pass", "secretservice")
 REFUSED_MARKERS = ("unauthorized", "status: 401", "denied", "incorrect username or password", "authentication required")
 # `subprocess` is imported only where a process is started: a run with nothing due starts none,
 # and the import alone costs milliseconds.
@@ -47,6 +57,15 @@ class DockerCliStore:
         store = data.get("credsStore")
         return store if isinstance(store, str) and store else None
 
+    def _direct(self, addresses: list[str]) -> list[str]:
+        """The addresses whose login ``docker login`` would write into config.json itself: no
+        helper named for them, and none docker could pick from PATH (it would then record it
+        in config.json as credsStore)."""
+        plain = [address for address in addresses if self._helper_for(address) is None]
+        if any(paths.which(f"docker-credential-{name}", self.environ) for name in DEFAULT_HELPERS):
+            return []
+        return plain
+
     def held(self, address: str) -> str | None:
         helper = self._helper_for(address)
         if helper is None:
@@ -65,10 +84,16 @@ class DockerCliStore:
         return f"helper:{helper}" if address in known else None
 
     def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
-        """Run ``docker login`` once per address, one at a time; one refusal does not stop the others."""
+        """Write the helper-less logins in one go, then run ``docker login`` once per other
+        address, one at a time; one refusal does not stop the others."""
         result: dict[str, str | EcrLoginError] = {}
         with self._locked():
+            direct = self._direct(list(logins))
+            if direct:
+                result.update(self.file.update({address: encode_auth(*logins[address]) for address in direct}))
             for address, (username, password) in logins.items():
+                if address in result:
+                    continue
                 try:
                     self._login(address, username, password)
                     helper = self._helper_for(address)
@@ -112,7 +137,13 @@ class DockerCliStore:
 
         removed = []
         with self._locked():
+            direct = [address for address in self._direct(addresses) if self.file.held(address) is not None]
+            if direct:  # what docker logout would do for these: drop the entry from config.json
+                self.file.update({address: None for address in direct})
+                removed += direct
             for address in addresses:
+                if address in direct:
+                    continue
                 if self.held(address) is None:
                     continue
                 try:

@@ -1,7 +1,8 @@
 """The places a login can be written, behind one small interface.
 
-``docker`` goes through the docker CLI (credential helpers apply); ``file``,
-``containers`` and ``helm`` write their auths JSON directly, no subprocess.
+``docker`` keeps a login where ``docker login`` would (through the docker CLI when a
+credential helper applies); ``file``, ``containers`` and ``helm`` write their auths
+JSON directly, no subprocess.
 """
 
 from __future__ import annotations

@@ -153,3 +153,61 @@ def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
         return str(path)
 
     return write
+
+
+CREDENTIAL_HELPER = """
+# A docker credential helper (the protocol of docker-credential-pass and friends), keeping its
+# entries in $TEST_HELPER_STORE; written by the test so the docker CLI's credsStore path runs for real.
+import json, os, sys
+path = os.environ["TEST_HELPER_STORE"]
+entries = json.load(open(path)) if os.path.exists(path) else {}
+action, data = sys.argv[1], sys.stdin.read()
+if action == "store":
+    item = json.loads(data)
+    entries[item["ServerURL"]] = {"Username": item["Username"], "Secret": item["Secret"]}
+elif action == "get":
+    item = entries.get(data.strip())
+    if item is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps({"ServerURL": data.strip(), **item}))
+elif action == "erase":
+    entries.pop(data.strip(), None)
+elif action == "list":
+    print(json.dumps({url: item["Username"] for url, item in entries.items()}))
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(entries).encode())
+"""
+
+
+@pytest.fixture
+def credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``docker-credential-teststore`` on PATH, keeping its entries in the returned JSON file.
+
+    Naming it in a docker config.json (``use_helper``) sends the docker store through
+    ``docker login``: without a helper, ecr-login writes config.json itself.
+    """
+    bin_dir = tmp_path / "helper-bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-teststore"
+    helper.write_text(f"#!{sys.executable}" + CREDENTIAL_HELPER)
+    helper.chmod(0o755)
+    store = tmp_path / "helper-store.json"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TEST_HELPER_STORE", str(store))
+    return store
+
+
+def use_helper(docker_dir: Path, *addresses: str) -> None:
+    """Name the test helper in ``docker_dir``/config.json: for ``addresses`` only, or as credsStore."""
+    import json
+
+    docker_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = docker_dir / "config.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if addresses:
+        data.setdefault("credHelpers", {}).update({address: "teststore" for address in addresses})
+    else:
+        data["credsStore"] = "teststore"
+    path.write_text(json.dumps(data, indent=2))
+    path.chmod(0o600)

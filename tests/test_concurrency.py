@@ -127,12 +127,16 @@ def test_fifty_concurrent_forced_logins(ecr, registry, aws_env, write_config, tm
     ``shared_store``) and to one registry of its own (file store) in the same
     config.json: a lost update would drop some run's own entry.
     """
-    if shared_store == "docker":
-        require_tool("docker")
     require_tool("skopeo")
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
     docker_dir.mkdir(mode=0o700)
     seeded = foreign_config()
+    if shared_store == "docker":
+        # a credential helper for the shared registry, so that 50 `docker login` runs rewrite
+        # config.json (docker takes no lock of its own) while the others write it directly
+        require_tool("docker")
+        helper_store = request.getfixturevalue("credential_helper")
+        seeded["credHelpers"][registry.address] = "teststore"
     (docker_dir / "config.json").write_text(json.dumps(seeded, indent=2))
     sections = "".join(f"[{account_host(index)}]\n" for index in range(CONCURRENT_RUNS))
     config = write_config(
@@ -167,7 +171,10 @@ def test_fifty_concurrent_forced_logins(ecr, registry, aws_env, write_config, tm
     assert final["credHelpers"] == seeded["credHelpers"] and final["psFormat"] == seeded["psFormat"]
     missing = [account_host(index) for index in range(CONCURRENT_RUNS) if account_host(index) not in final["auths"]]
     assert missing == [], f"lost updates: {len(missing)} runs' logins vanished"
-    assert final["auths"][registry.address]["auth"] == ecr.token()
+    if shared_store == "docker":
+        assert json.loads(helper_store.read_text())[registry.address]["Secret"] == ecr.password
+    else:
+        assert final["auths"][registry.address]["auth"] == ecr.token()
     assert temp_files(docker_dir) == []
     assert oct((docker_dir / "config.json").stat().st_mode & 0o777) == oct(0o600)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require_tool, run_ecr_login
+from conftest import REPO_ROOT, require_tool, run_ecr_login, use_helper
 from local_registry import build_oci_layout, skopeo_copy
 from standin_ecr import DEFAULT_SECRET_ACCESS_KEY, StandinECR
 
@@ -53,14 +54,22 @@ def test_file_store_login_is_accepted_by_skopeo(ecr, registry, aws_env, write_co
     assert (tmp_path / "pulled" / "index.json").exists()
 
 
-def test_docker_store_logs_in_with_the_docker_cli(ecr, registry, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_docker_store_without_a_helper_writes_what_docker_login_would(ecr, registry, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     config = write_config(local_registry_config(ecr.url, registry.address, "docker"))
     result = run_ecr_login("--config", config, "-v")
     assert result.code == 0, result
     auth = docker_config(aws_env)["auths"][registry.address]["auth"]
-    assert auth  # written by `docker login`, which checked it against the registry
+    assert base64.b64decode(auth).decode() == f"AWS:{ecr.password}"  # docker login's own entry, written directly
     assert ecr.password not in result.output
+    # byte for byte the entry `docker login` itself writes (it checks the password with the registry first)
+    by_docker = Path(aws_env["DOCKER_CONFIG"]).parent / "by-docker"
+    done = subprocess.run(["docker", "login", "--username", "AWS", "--password-stdin", registry.address],
+                          input=ecr.password, capture_output=True, text=True, timeout=60, check=False,
+                          env=dict(os.environ, DOCKER_CONFIG=str(by_docker)))
+    assert done.returncode == 0, done.stderr
+    docker_entry = json.loads((by_docker / "config.json").read_text())["auths"][registry.address]
+    assert docker_config(aws_env)["auths"][registry.address] == docker_entry
 
     # status reports it, with time left, exit 0; JSON for machines
     status = run_ecr_login("status", "--config", config, "--json")
@@ -78,8 +87,9 @@ def test_docker_store_logs_in_with_the_docker_cli(ecr, registry, aws_env, write_
     assert "logged out" in again.stderr
 
 
-def test_a_password_the_registry_refuses_is_denied(aws_env, registry, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_a_password_the_registry_refuses_is_denied(aws_env, registry, write_config, credential_helper) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
+    use_helper(Path(aws_env["DOCKER_CONFIG"]))  # through `docker login`, which tries the password first
     with StandinECR(password="not-the-registry-password") as wrong:
         config = write_config(local_registry_config(wrong.url, registry.address, "docker"))
         result = run_ecr_login("--config", config)
@@ -306,9 +316,13 @@ def test_status_by_hand_finds_the_services_default_registry(ecr, aws_env, tmp_pa
     assert [row["registry"] for row in json.loads(after.stdout)["registries"]] == ["default:instance-region"]
 
 
-def test_one_refused_docker_login_does_not_cancel_the_others(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_one_refused_docker_login_does_not_cancel_the_others(  # type: ignore[no-untyped-def]
+    ecr, registry, aws_env, write_config, tmp_path, credential_helper
+) -> None:
     require_tool("docker")
     from local_registry import LocalRegistry
+
+    use_helper(Path(aws_env["DOCKER_CONFIG"]))  # through `docker login`, once per registry
 
     with LocalRegistry("a-password-the-token-does-not-carry", workdir=tmp_path / "other") as refusing:
         config = write_config(f"""
@@ -350,44 +364,12 @@ def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp
     assert "ecr_login_last_run_timestamp_seconds" in metrics.read_text()  # ...and still written
 
 
-CREDENTIAL_HELPER = """
-# A docker credential helper (the protocol of docker-credential-pass and friends), keeping its
-# entries in $TEST_HELPER_STORE; written by the test so the docker CLI's credsStore path runs for real.
-import json, os, sys
-path = os.environ["TEST_HELPER_STORE"]
-entries = json.load(open(path)) if os.path.exists(path) else {}
-action, data = sys.argv[1], sys.stdin.read()
-if action == "store":
-    item = json.loads(data)
-    entries[item["ServerURL"]] = {"Username": item["Username"], "Secret": item["Secret"]}
-elif action == "get":
-    item = entries.get(data.strip())
-    if item is None:
-        print("credentials not found in native keychain")
-        sys.exit(1)
-    print(json.dumps({"ServerURL": data.strip(), **item}))
-elif action == "erase":
-    entries.pop(data.strip(), None)
-elif action == "list":
-    print(json.dumps({url: item["Username"] for url, item in entries.items()}))
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-os.write(fd, json.dumps(entries).encode())
-"""
 
 
-def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, credential_helper) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
-    helper_bin = tmp_path / "bin"
-    helper_bin.mkdir()
-    helper = helper_bin / "docker-credential-teststore"
-    helper.write_text(f"#!{sys.executable}" + CREDENTIAL_HELPER)
-    helper.chmod(0o755)
-    helper_store = tmp_path / "helper-store.json"
-    monkeypatch.setenv("PATH", f"{helper_bin}:{os.environ['PATH']}")
-    monkeypatch.setenv("TEST_HELPER_STORE", str(helper_store))
-    docker_dir = Path(aws_env["DOCKER_CONFIG"])
-    docker_dir.mkdir()
-    (docker_dir / "config.json").write_text(json.dumps({"credsStore": "teststore"}))
+    helper_store = credential_helper
+    use_helper(Path(aws_env["DOCKER_CONFIG"]))
     config = write_config(local_registry_config(ecr.url, registry.address, "docker"))
     result = run_ecr_login("--config", config)
     assert result.code == 0, result
@@ -399,6 +381,25 @@ def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_
     assert run_ecr_login("--config", config).code == 0 and ecr.call_count == 1  # the helper's list says it is held
     helper_store.write_text("{}")  # the login vanished from the helper (docker logout elsewhere)
     assert run_ecr_login("--config", config).code == 0 and ecr.call_count == 2
+
+
+@pytest.mark.parametrize("helper", ["secretservice", "pass"])
+def test_docker_store_leaves_it_to_docker_when_docker_would_pick_a_helper(  # type: ignore[no-untyped-def]
+    ecr, aws_env, write_config, tmp_path, monkeypatch, helper
+) -> None:
+    """config.json names no helper, but docker would pick one from PATH: `docker login` must run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = bin_dir / "calls"
+    for name, body in ((f"docker-credential-{helper}", "exit 1"), ("docker", f'echo "$*" >> {calls}; exit 0')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = docker\n[{host}]\n")
+    run_ecr_login("--config", config)
+    assert calls.read_text().startswith(f"login --username AWS --password-stdin {host}")
+    assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()  # nothing written behind docker's back
 
 
 def test_helm_store_writes_helms_registry_config(ecr, aws_env, write_config, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -62,8 +62,8 @@ def fake_docker(directory: Path) -> Path:
     return record
 
 
-def test_no_op_run_with_the_docker_store_starts_no_process(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    require_tool("docker")
+def test_docker_store_without_a_helper_starts_no_process(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No credential helper applies: the forced login writes config.json itself, and a no-op run only reads it."""
     config = write_config(f"""
 [defaults]
 endpoint_url = {ecr.url}
@@ -71,9 +71,12 @@ stores = docker
 [123456789012.dkr.ecr.us-east-1.amazonaws.com]
 store_as = {registry.address}
 """)
-    assert run_ecr_login("--config", config).code == 0  # the real docker CLI logs in
     calls = fake_docker(tmp_path / "fake-bin")
     env = dict(os.environ, PATH=f"{tmp_path / 'fake-bin'}{os.pathsep}{os.environ['PATH']}")
+    code, events, _heavy = probe_run("login", "--force", "--config", config, env=env)
+    assert code == 0
+    assert not [event for event in events if not event.startswith("socket.")]  # the token request only
+    assert registry.address in json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]
     code, events, heavy = probe_run("--config", config, env=env)
     assert code == 0
     assert events == []  # no process, no socket

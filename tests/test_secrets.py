@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import standin_ecr
-from conftest import REPO_ROOT, require_tool, run_ecr_login
+from conftest import REPO_ROOT, require_tool, run_ecr_login, use_helper
 from standin_ecr import BEHAVIOURS, DEFAULT_SECRET_ACCESS_KEY
 
 from ecr_login_pkg import fsutil
@@ -163,8 +163,11 @@ def test_no_secret_in_any_process_while_logging_in_with_the_file_store(ecr, samp
     assert sampler.seen["ecr-login"] >= 2 and sampler.samples > 50
 
 
-def test_no_secret_in_any_process_while_docker_logs_in(ecr, registry, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_in_any_process_while_docker_logs_in(  # type: ignore[no-untyped-def]
+    ecr, registry, sampler, aws_env, write_config, credential_helper
+) -> None:
     require_tool("docker")
+    use_helper(Path(aws_env["DOCKER_CONFIG"]))  # `docker login` runs (and hands the password to the helper)
     config = config_for(write_config, ecr.url, stores="docker", body=f"[{HOST}]\nstore_as = {registry.address}\n")
     attempts = 0
     while sampler.seen["docker"] == 0 and attempts < 8:  # docker login is quick: try until a sample caught one
@@ -190,8 +193,11 @@ def test_no_secret_in_any_process_with_the_aws_cli_token_source(ecr, sampler, aw
     assert sampler.seen["aws"] >= 1, "the sampler never caught the AWS CLI: nothing was proved"
 
 
-def test_no_secret_in_any_process_on_error_paths(ecr, registry, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_in_any_process_on_error_paths(  # type: ignore[no-untyped-def]
+    ecr, registry, sampler, aws_env, write_config, credential_helper
+) -> None:
     require_tool("docker")
+    use_helper(Path(aws_env["DOCKER_CONFIG"]))  # through `docker login`, which the registry refuses
     # the registry refuses (docker CLI error path), then AWS refuses, then a retry path;
     # server latency keeps each run alive across many sweeps of the sampler
     ecr.default_delay = 0.3
