@@ -138,7 +138,7 @@ def _parse_ini(path: str, text: str) -> dict[str, ini.Section]:
 
 
 def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
-    names = tuple(name.strip().lower() for name in re.split(r"[,\s]+", value) if name.strip())
+    names = tuple(name.lower() for name in value.replace(",", " ").split())
     if not names:
         raise source.fail(section, "stores", f"is empty (use one or more of: {', '.join(STORE_NAMES)})")
     for name in names:

@@ -141,6 +141,14 @@ def host_for(account: str, region: str) -> Registry:
     return parse_host(f"{account}.dkr.ecr.{region}.{suffix}")
 
 
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
 def is_login_address(text: str) -> bool:
-    """True for a plausible 'host[:port]' a login can be stored under (``store_as``)."""
-    return re.match(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$", text) is not None
+    """True for a plausible 'host[:port]' a login can be stored under (``store_as``): lowercase
+    letters, digits, dots and dashes, neither first nor last, and an optional port of 1-5 digits.
+    Plain string tests: a pattern would be compiled anew by every run with nothing due."""
+    host, colon, port = text.partition(":")
+    if colon and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return False
+    return bool(host) and set(host) <= _HOST_CHARACTERS and host[0] not in ".-" and host[-1] not in ".-"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ecr_login_pkg.config import DEFAULTS_KEYS, REGISTRY_KEYS, Overrides, load
 from ecr_login_pkg.errors import ConfigError, UsageError
-from ecr_login_pkg.registry import PUBLIC_HOST, parse_host
+from ecr_login_pkg.registry import PUBLIC_HOST, is_login_address, parse_host
 
 PROFILE = settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
@@ -242,3 +242,19 @@ def test_valid_configurations_always_load(case) -> None:  # type: ignore[no-unty
     assert len(settings_.targets) == max(registries, 1)
     assert all(target.region for target in settings_.targets)
     assert all(target.stores for target in settings_.targets)
+
+
+# store_as: what a login may be stored under, as the pattern it replaced said it (ASCII, whole text)
+LOGIN_ADDRESS = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
+
+
+@PROFILE
+@given(st.text(alphabet="az09.-:Z_ \n\u0661/", max_size=12))
+@example("127.0.0.1:5000")
+@example("registry.local")
+@example("host:")
+@example("host:123456")
+@example("-host")
+@example("host.\n")
+def test_login_address_check_is_the_pattern_it_replaced(text: str) -> None:
+    assert is_login_address(text) == (LOGIN_ADDRESS.fullmatch(text) is not None)
