@@ -13,7 +13,9 @@ measures, interleaved round by round, medians of --runs runs of:
 2. N registries over 5 regions (accounts x regions): the pipeline in a shell loop,
    one per registry, vs one ``ecr-login login --force`` (file store, docker store);
 3. a run with nothing due vs ``python3 -c pass`` on the same interpreter;
-4. the peak RSS of each (/usr/bin/time's %M: the largest process of its tree).
+4. the peak RSS of each (/usr/bin/time's %M: the largest process of its tree);
+5. botocore alone (imported as ecr-login imports it, one ECR client made, no call):
+   the floor under a forced run's time and memory, which no change to ecr-login lowers.
 
 ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher like the
 Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter
@@ -66,10 +68,20 @@ LAUNCHER = '''#!{python}
 # compiled copy, found after the standard library as an installed package is.
 import sys
 sys.path.append({site!r})
-from ecr_login_pkg.cli import main
+from ecr_login_pkg.cli import run
 
-sys.exit(main())
+run()
 '''
+# What botocore itself costs, with none of ecr-login's work: imported as ecr-login imports it
+# (tokens.load_botocore) and one ECR client made, no call. The floor under ecr-login --force.
+BOTOCORE_ALONE = """
+import sys
+sys.path.append({site!r})
+from ecr_login_pkg.tokens import load_botocore
+load_botocore()
+import botocore.session
+botocore.session.Session().create_client("ecr", region_name="us-east-1", endpoint_url={url!r})
+"""
 
 
 @dataclass
@@ -265,6 +277,9 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
                     cases.append(Case(f"noop_{tag}_{count}_{store}", f"no-op, {scenario}",
                                       f"ecr-login, nothing due ({store} store)", label, count,
                                       [launcher, "--config", str(config)], env, 0, repeat=args.noop_repeat))
+        alone = BOTOCORE_ALONE.format(site=str(work / "site"), url=ecr_url)
+        cases.append(Case(f"botocore_{tag}", "botocore alone (the floor)", "import botocore + one ECR client, no call",
+                          label, 1, [python, "-c", alone], isolated_env(base, work / f"home-botocore-{tag}", ecr_url), 0))
         pass_env = {k: v for k, v in base.items() if not k.startswith("PYTHON")}
         cases.append(Case(f"pass_{tag}", "interpreter start", "python3 -c pass", label, 0, [python, "-c", "pass"],
                           pass_env, 0, repeat=args.noop_repeat))
@@ -305,6 +320,10 @@ def goal_rows(cases: dict[str, Case], pythons: dict[str, str], sizes: list[int])
              ratio(cases, f"ecr_login_{tag}_1_file", "aws_alone", rss=True)),
             ("peak_rss", f"peak RSS: ecr-login --force, {biggest} registries (file store) / aws get-login-password",
              ratio(cases, f"ecr_login_{tag}_{biggest}_file", "aws_alone", rss=True)),
+            ("peak_rss", "peak RSS of botocore alone (import + one ECR client, no ecr-login code) / aws get-login-password",
+             ratio(cases, f"botocore_{tag}", "aws_alone", rss=True)),
+            ("one_registry", "time of botocore alone (import + one ECR client, no call) / pipeline",
+             ratio(cases, f"botocore_{tag}", "pipeline_1")),
         ]
         for goal, what, value in checks:
             if value is not None:
