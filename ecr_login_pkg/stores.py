@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 from . import paths
 from .authfile import AuthFile, encode_auth
-from .dockercli import DockerCliStore
 from .errors import EcrLoginError
 
 # The interface is checked by mypy only: importing `typing` would cost milliseconds on every run.
@@ -63,6 +62,8 @@ class FileStore:
 
 def open_store(kind: str, docker_config_file: str, environ: Mapping[str, str], lock_timeout: float) -> Store:
     if kind == "docker":
+        from .dockercli import DockerCliStore  # imported by the configurations that use it only
+
         return DockerCliStore(docker_config_file, dict(environ), lock_timeout)
     if kind == "file":
         return FileStore(kind, docker_config_file, lock_timeout)
