@@ -73,15 +73,17 @@ from ecr_login_pkg.cli import run
 run()
 '''
 # What botocore itself costs, with none of ecr-login's work: imported as ecr-login imports it
-# (tokens.load_botocore), one ECR client made, no call, and left as ecr-login leaves. The floor
+# (botosetup: load_botocore, lean_loader), one ECR client made, no call, and left as ecr-login leaves. The floor
 # under ecr-login --force.
 BOTOCORE_ALONE = """
 import sys
 sys.path.append({site!r})
-from ecr_login_pkg.tokens import load_botocore
+from ecr_login_pkg.botosetup import lean_loader, load_botocore
 load_botocore()
 import botocore.session
-botocore.session.Session().create_client("ecr", region_name="us-east-1", endpoint_url={url!r})
+session = botocore.session.Session()
+session.register_component("data_loader", lean_loader(session.get_config_variable("data_path")))
+session.create_client("ecr", region_name="us-east-1", endpoint_url={url!r})
 import os
 os._exit(0)  # as ecr-login leaves (cli.run): no interpreter teardown
 """

@@ -12,7 +12,6 @@ import binascii
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .botosetup import lean_loader, load_botocore
 from .config import TOKEN_LIFETIME, Target, env_endpoint
 from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
 from .logs import Log, redact, register_secret
@@ -144,30 +144,6 @@ def classify_client_error(code: str, status: int, message: str, what: str) -> Ec
     return MalformedAnswerError(text) if status == 200 else TemporaryError(text)
 
 
-def load_botocore() -> None:
-    """Import botocore (session, client, utils) without loading pyOpenSSL and cryptography.
-
-    botocore.httpsession imports ``urllib3.contrib.pyopenssl`` only to take back the
-    standard library's SSLContext (``orig_util_SSLContext``), and falls back to urllib3's
-    ``util.ssl_.SSLContext`` when that import fails: the same class, as nothing here ever
-    injects pyOpenSSL into urllib3. Where python3-openssl is installed (Debian's
-    python3-requests recommends it) the first way loads pyOpenSSL and cryptography for
-    nothing: 30 ms and 6 MB of a forced run. So the import is made to fail, only while
-    botocore itself is imported.
-    """
-    if "botocore.session" in sys.modules:
-        return
-    hidden = "urllib3.contrib.pyopenssl"
-    hide = hidden not in sys.modules
-    if hide:
-        sys.modules[hidden] = None  # type: ignore[assignment]  # an "import" of a None entry raises ImportError
-    try:
-        import botocore.session  # noqa: F401  # imports httpsession, utils and client
-    finally:
-        if hide and sys.modules.get(hidden, "") is None:
-            del sys.modules[hidden]
-
-
 class _BotoFetcher:
     """Fetch with botocore: the credential chain (env, profiles, role_arn/source_profile, IMDS)."""
 
@@ -183,9 +159,8 @@ class _BotoFetcher:
         """A botocore session; all share one data loader (the parsed service models)."""
         session = self._botocore_session.Session(profile=profile)
         if self._loader is None:
-            self._loader = session.get_component("data_loader")
-        else:
-            session.register_component("data_loader", self._loader)
+            self._loader = lean_loader(session.get_config_variable("data_path"))
+        session.register_component("data_loader", self._loader)
         return session
 
     def _session(self, profile: str | None) -> Any:

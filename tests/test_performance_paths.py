@@ -153,7 +153,7 @@ print(code, ",".join(sorted(name for name in sys.modules if name.split(".")[0] i
 
 
 def test_forced_run_checks_tls_without_loading_pyopenssl(aws_env, write_config, tmp_path, token_password) -> None:  # type: ignore[no-untyped-def]
-    """tokens.load_botocore hides urllib3.contrib.pyopenssl while botocore is imported; the
+    """botosetup.load_botocore hides urllib3.contrib.pyopenssl while botocore is imported; the
     certificate must still be checked, with botocore's own fallback SSLContext."""
     require_tool(DEBIAN_PYTHON)
     require_tool("openssl")
@@ -179,6 +179,51 @@ def test_forced_run_checks_tls_without_loading_pyopenssl(aws_env, write_config, 
         # clock not yet set at boot, until the 3 s deadline)
         assert run(other_cert) == (75, "")
         assert aws.call_count == 1
+
+
+# The lean loader against botocore's own listing, on every service of the interpreter's botocore,
+# for both model types client creation loads, with a custom AWS_DATA_PATH service as well.
+LOADER_PROBE = """
+import json, os, sys
+from ecr_login_pkg.botosetup import lean_loader, load_botocore
+load_botocore()
+from botocore.loaders import Loader
+extra = sys.argv[1]
+lean, plain = lean_loader(extra), Loader(extra_search_paths=[extra])
+report = {}
+for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1"):
+    full = plain.list_available_services(type_name)
+    names = set(full) | set(os.listdir(os.path.join(os.path.dirname(__import__("botocore").__file__), "data")))
+    names |= {"no-such-service", "", "../ecr", ".", "ecr/2015-09-21", "my-service"}
+    known = lean.list_available_services(type_name)
+    report[type_name] = {
+        "count": len(full),
+        "disagree": sorted(name for name in names if (name in known) != (name in full)),
+        "listing_same": list(known) == list(full),
+    }
+model = lean.load_service_model("ecr", "service-2")
+print(json.dumps({"types": report, "ecr_operations": len(model["operations"]),
+                  "custom": lean.load_service_model("my-service", "service-2")["metadata"]["serviceId"]}))
+"""
+
+
+@pytest.mark.parametrize("python", [sys.executable, DEBIAN_PYTHON])
+def test_lean_loader_knows_exactly_the_services_botocore_knows(python: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    require_tool(python)
+    custom = tmp_path / "data" / "my-service" / "2020-01-01"
+    custom.mkdir(parents=True)
+    (custom / "service-2.json").write_text(json.dumps({"version": "2.0", "metadata": {"serviceId": "Mine"},
+                                                       "operations": {}, "shapes": {}}))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    done = subprocess.run([python, "-c", LOADER_PROBE, str(tmp_path / "data")], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    for type_name, report in found["types"].items():
+        assert report["count"] > (100 if type_name != "paginators-1" else 50), type_name
+        assert report["disagree"] == [], type_name
+        assert report["listing_same"], type_name
+    assert found["ecr_operations"] > 10 and found["custom"] == "Mine"
 
 
 # --- plain argument reading agrees with argparse ---------------------------
