@@ -148,13 +148,21 @@ def run() -> NoReturn:
     one by one: 40-60 ms, a sixth of the run, that the kernel does at once when the
     process ends. By then every file is written and closed, every lock released and
     every worker thread joined (main returns only after that); what remains is to flush
-    stdout and stderr. ``--help``, ``--version`` and argparse errors leave through
-    SystemExit as usual.
+    stdout and stderr, and to fail as Python would (exit 120) when stdout could not be
+    written, e.g. ``status --json`` into a full disk. ``--help``, ``--version`` and
+    argparse errors leave through SystemExit as usual.
     """
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
-            pass
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        Log().error(f"cannot write the output: {reason}")
+        code = code or 120
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):  # nowhere left to say anything
+        pass
     os._exit(code)

@@ -72,7 +72,7 @@ class Log:
         self.stream = sys.stderr
 
     def emit(self, priority: int, message: str) -> None:
-        if priority > self.threshold:
+        if priority > self.threshold or self.stream is None:  # None: started with stderr closed
             return
         line = redact(message).replace("\n", " ")
         if self.journal:

@@ -141,6 +141,26 @@ def test_the_quick_exit_delivers_buffered_output_and_the_exit_code(ecr, aws_env,
     assert "AccessDenied" in (tmp_path / "err.txt").read_text() and "1 failed" in (tmp_path / "err.txt").read_text()
 
 
+def test_the_quick_exit_still_fails_when_the_output_is_lost(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    """stdout into a full disk: exit 120 and a line on stderr, as Python's own exit would;
+    stdout closed: the run's own exit code, no traceback."""
+    assert Path("/dev/full").exists(), "this test writes into /dev/full"
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n"
+                          "[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    assert run_ecr_login("--config", config, "login").code == 0
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    command = [sys.executable, "-m", "ecr_login_pkg", "--config", config]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([*command, "status", "--json"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=60, check=False)
+    assert done.returncode == 120, done.stderr
+    assert "cannot write the output: No space left on device" in done.stderr and "Traceback" not in done.stderr
+    closed = subprocess.run(["bash", "-c", 'exec >&-; exec "$@"', "run", *command, "login", "--force"],
+                            capture_output=False, stderr=subprocess.PIPE, text=True, env=env, timeout=60, check=False)
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
+
+
 # --- a forced run on Debian's python, whose urllib3 would load pyOpenSSL --------
 
 DEBIAN_PYTHON = "/usr/bin/python3"
