@@ -170,10 +170,14 @@ def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str |
             sections = ini.parse(handle.read(), strict=False)
     except (ini.IniError, UnicodeDecodeError, OSError):
         return None
+    # botocore reads the file with configparser's defaults: a [DEFAULT] section's keys
+    # show through in every section that exists
+    shared = sections["DEFAULT"].values if "DEFAULT" in sections else {}
     for section in (name if name == "default" else f"profile {name}", name):
-        region = sections[section].values.get("region") if section in sections else None
-        if region is not None:
-            return region.strip() or None
+        if section in sections and section != "DEFAULT":
+            region = sections[section].values.get("region", shared.get("region"))
+            if region is not None:
+                return region.strip() or None
     return None
 
 

@@ -1,10 +1,15 @@
 """Read INI text (ecr-login.conf, the AWS CLI's config file) with the line of every section and key.
 
 ``configparser`` was a fifth of the work a run with nothing due does (2 ms to import)
-and reports a line number for only some of its errors. This reader keeps the dialect
-ecr-login used it with (no interpolation, no default section, ``=`` or ``:``, full-line
-``#``/``;`` comments, keys lower-cased, indented continuation lines ended by a blank
-line) and records where each section and key was written, for error messages.
+and reports a line number for only some of its errors. This reader keeps the two
+dialects ecr-login used it in, and records where each section and key was written,
+for error messages. Both: no interpolation, no default section, ``=`` or ``:``,
+full-line ``#``/``;`` comments, keys lower-cased, indented continuation lines, lines
+split on newlines only. ecr-login.conf (strict): a section or key given twice is an
+error, a blank or comment line ends a multi-line value, nothing but a comment may
+follow ``[section]``. The AWS CLI's files (lenient, configparser's defaults as
+botocore reads them): a repeated section continues the first, the last value of a
+key wins, a blank line inside a multi-line value is kept and a comment skipped.
 """
 
 from __future__ import annotations
@@ -32,12 +37,8 @@ class Section:
 
 
 def parse(text: str, *, strict: bool = True) -> dict[str, Section]:
-    """The sections of ``text`` in order of appearance.
-
-    ``strict`` refuses a section or a key given twice (ecr-login.conf: one of the two
-    would be silently lost); otherwise a repeated section continues the first and the
-    last value of a key wins, as the AWS CLI reads its own files.
-    """
+    """The sections of ``text`` in order of appearance, read strictly (ecr-login.conf, where
+    a repeated key would silently lose one of the two) or leniently (the AWS CLI's files)."""
     sections: dict[str, Section] = {}
     current: Section | None = None
     key: str | None = None  # the key whose value an indented line continues
@@ -48,11 +49,14 @@ def parse(text: str, *, strict: bool = True) -> dict[str, Section]:
         if current is not None and key is not None:
             current.values[key] = "\n".join(parts).rstrip()
 
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
-            finish_value()
-            key = None  # a blank line or a comment ends a multi-line value
+            if strict:
+                finish_value()
+                key = None  # a blank line or a comment ends a multi-line value
+            elif key is not None and not stripped:
+                parts.append("")  # kept inside the value; trailing ones are trimmed at its end
             continue
         indent = len(line) - len(line.lstrip())
         if key is not None and indent > key_indent:
@@ -81,7 +85,7 @@ def _section(sections: dict[str, Section], stripped: str, number: int, strict: b
     end = stripped.rfind("]")
     name = stripped[1:end].strip()
     rest = stripped[end + 1:].lstrip()
-    if end < 0 or not name or (rest and rest[0] not in "#;"):
+    if end < 0 or not name or (strict and rest and rest[0] not in "#;"):
         raise IniError(number, "not 'key = value' or '[section]' syntax")
     if name in sections:
         if strict:

@@ -22,9 +22,14 @@ PROFILE = settings(max_examples=400, deadline=None, database=None, suppress_heal
 
 
 def reference(text: str, strict: bool = True) -> dict[str, dict[str, str]]:
-    parser = configparser.ConfigParser(
-        default_section="\0none", interpolation=None, strict=strict, empty_lines_in_values=False
-    )
+    """configparser as ecr-login.conf was read (strict), or with its defaults as botocore reads
+    the AWS CLI's files (lenient); a [DEFAULT] section stays a section, as in ours."""
+    if strict:
+        parser = configparser.ConfigParser(
+            default_section="\0none", interpolation=None, strict=True, empty_lines_in_values=False
+        )
+    else:
+        parser = configparser.ConfigParser(default_section="\0none", interpolation=None, strict=False)
     parser.read_string(text)
     return {name: dict(parser.items(name)) for name in parser.sections()}
 
@@ -43,13 +48,13 @@ SPACE = st.sampled_from(["", " ", "  ", "\t"])
 def documents(draw: st.DrawFn) -> str:
     """INI text of the shared dialect: every line kind, in any order, under a first section."""
     newline = draw(st.sampled_from(["\n", "\r\n"]))
-    lines = [f"[{draw(NAMES)}]"]
+    lines = [f"[{draw(NAMES | st.just('DEFAULT'))}]"]
     for _ in range(draw(st.integers(0, 12))):
         kind = draw(st.sampled_from(["key", "key", "key", "section", "comment", "blank", "continuation"]))
         if kind == "key":
             lines.append(f"{draw(KEYS)}{draw(SPACE)}{draw(st.sampled_from(['=', ':']))}{draw(SPACE)}{draw(VALUES)}")
         elif kind == "section":
-            lines.append(f"[{draw(NAMES)}]")
+            lines.append(f"[{draw(NAMES | st.just('DEFAULT'))}]")
         elif kind == "comment":
             lines.append(f"{draw(SPACE)}{draw(st.sampled_from(['#', ';']))} {draw(VALUES)}")
         elif kind == "blank":
@@ -119,6 +124,12 @@ def test_errors_name_the_line(text: str, line: int, problem: str) -> None:
     assert (caught.value.line, caught.value.problem) == (line, problem)
 
 
+def test_lines_end_at_newlines_only() -> None:
+    """A form feed or a pasted line separator stays inside its line, as configparser had it."""
+    sections = parse("[a]\n# note\u2028more note\x0c\nk = v\x0c w\n\n[b]\nk = 1\n")
+    assert sections["a"].values == {"k": "v\x0c w"} and sections["b"].lines == {"k": 6}
+
+
 def test_section_names_are_trimmed_and_may_carry_a_comment() -> None:
     assert list(parse("[ defaults ] # the first\nregion = us-east-1\n")) == ["defaults"]
 
@@ -144,3 +155,13 @@ def test_aws_profile_region_reads_the_cli_config(tmp_path) -> None:  # type: ign
     assert aws_profile_region(environ, "missing") is None
     config.write_text("region = x\n")  # not INI: no region, never an exception
     assert aws_profile_region(environ, None) is None
+    # as botocore reads it: [DEFAULT] shows through in the sections that exist, and a comment or
+    # a blank line inside a nested value does not end it
+    config.write_text(
+        "[DEFAULT]\nregion = eu-west-1\n[profile dev]\noutput = json\n"
+        "[profile nested]\nregion = us-west-2\ns3 =\n  a = 1\n  # note\n\n  region = not-this\n"
+        "[profile dev] # trailing\n"
+    )
+    assert aws_profile_region(environ, "dev") == "eu-west-1"
+    assert aws_profile_region(environ, "nested") == "us-west-2"
+    assert aws_profile_region(environ, "absent") is None
