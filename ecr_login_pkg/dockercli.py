@@ -90,7 +90,10 @@ class DockerCliStore:
         with self._locked():
             direct = self._direct(list(logins))
             if direct:
-                result.update(self.file.update({address: encode_auth(*logins[address]) for address in direct}))
+                try:
+                    result.update(self.file.update({address: encode_auth(*logins[address]) for address in direct}))
+                except EcrLoginError as exc:  # the helper-backed logins below are still tried
+                    result.update(dict.fromkeys(direct, exc))
             for address, (username, password) in logins.items():
                 if address in result:
                     continue

@@ -244,7 +244,8 @@ def test_valid_configurations_always_load(case) -> None:  # type: ignore[no-unty
     assert all(target.stores for target in settings_.targets)
 
 
-# store_as: what a login may be stored under, as the pattern it replaced said it (ASCII, whole text)
+# store_as: what a login may be stored under; the pattern the check replaced, anchored to the whole
+# text with ASCII digits (it used \d and $, which also let non-ASCII digits and a final newline in)
 LOGIN_ADDRESS = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
 
 
@@ -256,5 +257,5 @@ LOGIN_ADDRESS = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?")
 @example("host:123456")
 @example("-host")
 @example("host.\n")
-def test_login_address_check_is_the_pattern_it_replaced(text: str) -> None:
+def test_login_address_check_matches_the_anchored_pattern(text: str) -> None:
     assert is_login_address(text) == (LOGIN_ADDRESS.fullmatch(text) is not None)
