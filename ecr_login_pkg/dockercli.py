@@ -16,10 +16,10 @@ import json
 import os
 
 from . import paths
-from .authfile import AuthFile, encode_auth
 from .errors import ConfigError, DeniedError, EcrLoginError, TemporaryError
 from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
+from .stores import FileStore
 
 DOCKER_TIMEOUT = 60.0
 # The helpers docker picks by itself when config.json names none (cli/config/credentials on
@@ -43,7 +43,8 @@ class DockerCliStore:
 
     def __init__(self, config_file: str, environ: dict[str, str], lock_timeout: float) -> None:
         self.location = config_file
-        self.file = AuthFile(config_file, lock_timeout)
+        self.plain = FileStore(self.kind, config_file, lock_timeout)  # for what docker would write itself
+        self.file = self.plain.file
         self.lock_timeout = lock_timeout
         # The docker CLI needs no AWS credentials: keep them out of its environment.
         self.environ = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
@@ -61,10 +62,9 @@ class DockerCliStore:
         """The addresses whose login ``docker login`` would write into config.json itself: no
         helper named for them, and none docker could pick from PATH (it would then record it
         in config.json as credsStore)."""
-        plain = [address for address in addresses if self._helper_for(address) is None]
         if any(paths.which(f"docker-credential-{name}", self.environ) for name in DEFAULT_HELPERS):
             return []
-        return plain
+        return [address for address in addresses if self._helper_for(address) is None]
 
     def held(self, address: str) -> str | None:
         helper = self._helper_for(address)
@@ -91,7 +91,7 @@ class DockerCliStore:
             direct = self._direct(list(logins))
             if direct:
                 try:
-                    result.update(self.file.update({address: encode_auth(*logins[address]) for address in direct}))
+                    result.update(self.plain.save({address: logins[address] for address in direct}))
                 except EcrLoginError as exc:  # the helper-backed logins below are still tried
                     result.update(dict.fromkeys(direct, exc))
             for address, (username, password) in logins.items():
@@ -138,12 +138,9 @@ class DockerCliStore:
     def remove(self, addresses: list[str]) -> list[str]:
         import subprocess
 
-        removed = []
         with self._locked():
-            direct = [address for address in self._direct(addresses) if self.file.held(address) is not None]
-            if direct:  # what docker logout would do for these: drop the entry from config.json
-                self.file.update({address: None for address in direct})
-                removed += direct
+            direct = self._direct(addresses)
+            removed = self.plain.remove(direct)  # what docker logout would do: drop the entries
             for address in addresses:
                 if address in direct:
                     continue

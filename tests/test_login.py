@@ -205,12 +205,15 @@ token_source = awscli
     assert ecr.password not in result.output
 
 
-def test_logout_removes_only_what_ecr_login_stored(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("store", ["file", "docker"])  # docker: no helper, so written and removed directly
+def test_logout_removes_only_what_ecr_login_stored(ecr, aws_env, write_config, store) -> None:  # type: ignore[no-untyped-def]
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
     docker_dir.mkdir()
     foreign = {"auths": {"ghcr.io": {"auth": "Zm9vOmJhcg=="}}, "credHelpers": {"gcr.io": "gcloud"}, "psFormat": "{{.ID}}"}
     (docker_dir / "config.json").write_text(json.dumps(foreign))
-    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
+    config = write_config(
+        f"[defaults]\nendpoint_url = {ecr.url}\nstores = {store}\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n"
+    )
     assert run_ecr_login("--config", config).code == 0
     after_login = docker_config(aws_env)
     assert after_login["auths"]["ghcr.io"] == foreign["auths"]["ghcr.io"]
