@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login
+from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login, use_helper
 from standin_ecr import StandinECR
 from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
@@ -354,10 +354,8 @@ def docker_world(world: World, write_config, ecr_url: str, address: str, through
     The helper is never reached in these tests: each fails in `docker login` before it stores."""
     world.seed(address)
     if through_cli:
-        data = json.loads(world.seeded)
-        data["credHelpers"][address] = "teststore"
-        world.seeded = json.dumps(data, indent=4).encode() + b"\n"
-        world.config_json.write_bytes(world.seeded)
+        use_helper(world.docker_dir, address)
+        world.seeded = world.config_json.read_bytes()
     configure(world, write_config, ecr_url, f"[{HOST}]\nstore_as = {address}\n", stores="docker")
 
 
