@@ -295,6 +295,8 @@ def _prepare_tree(root: Path, suite: str, mirror: str) -> None:
     # host settings a snapshot mirror needs; nothing downloaded is kept.
     etc_apt = root / "etc" / "apt"
     host_sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    if suite != SUITE:  # another release (trixie): the host's sources name bookworm
+        host_sources = []
     if host_sources:
         (etc_apt / "sources.list").unlink(missing_ok=True)
         for path in host_sources:
