@@ -275,6 +275,18 @@ def test_sts_out_of_reach_is_temporary(aws, aws_env, write_config, monkeypatch) 
 # --- (d) an AWS CLI profile with role_arn + source_profile (botocore's own provider) --
 
 
+def _botocore_version() -> tuple[int, int]:
+    """(major, minor) of the botocore the command runs with (this interpreter's)."""
+    from importlib.metadata import version
+
+    major, minor = version("botocore").split(".")[:2]
+    return int(major), int(minor)
+
+
+@pytest.mark.skipif(
+    _botocore_version() < (1, 31),
+    reason=f"botocore {'.'.join(map(str, _botocore_version()))} < 1.31 ignores AWS_ENDPOINT_URL_STS (see the comment)",
+)
 def test_cli_profile_with_role_arn_and_source_profile(aws, aws_env, write_config, monkeypatch) -> None:
     # botocore's assume-role provider creates its own STS client, so only botocore
     # itself can point it at the stand-in: AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL),
