@@ -16,6 +16,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := deb
 
 PYTHON ?= python3
+# The project's virtual environment (.ci/setup.sh makes it with the python3 first on
+# PATH): make test and make demo run in it, with its bin/ first on PATH, so tests that
+# start `python3`, `aws`, `ruff` or sys.executable get its packages.
+VENV ?= .venv
+VENV_BIN := $(abspath $(VENV))/bin
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='tests/test_login.py -x'
+PYTEST_ARGS ?=
 # stdeb is installed for Debian's interpreter only.
 DEB_PYTHON ?= /usr/bin/python3
 OUT ?= out
@@ -27,7 +34,7 @@ CHANGES := $(OUT)/ecr-login_$(VERSION)_$(ARCH).changes
 # Copy the working tree (committed or not) without build output and caches.
 define copy_tree
 	rm -rf $(1) && mkdir -p $(1)
-	tar --exclude=./out --exclude=./.git --exclude=./.mypy_cache --exclude=./.ruff_cache \
+	tar --exclude=./out --exclude=./.git --exclude=./.venv --exclude=./.mypy_cache --exclude=./.ruff_cache \
 	    --exclude=./.pytest_cache --exclude=./.benchmarks --exclude=__pycache__ \
 	    --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./deb_dist \
 	    -cf - . | tar -C $(1) -xf -
@@ -56,12 +63,14 @@ lint: deb
 	$(PYTHON) -m mypy ecr_login_pkg
 	lintian --fail-on error,warning --pedantic --info $(DEB) $(CHANGES)
 
-# Set-up for a fresh Debian 12 machine (apt and pip; idempotent, seconds when done).
+# Set-up for a fresh Debian 12 machine: apt packages, then $(VENV) with the pip
+# requirements (the system interpreter is never pip-installed into). Idempotent: about
+# a second when done.
 setup:
-	bash .ci/setup.sh
+	VENV=$(abspath $(VENV)) bash .ci/setup.sh
 
 test: setup
-	$(PYTHON) -m pytest -q -rs
+	PATH="$(VENV_BIN):$$PATH" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
 # Fedora-style ecr-login-VERSION-1.noarch.rpm and .src.rpm into $(OUT)/
@@ -78,7 +87,7 @@ rpm:
 # and shows the timer, the journal, `ecr-login status` and a pull. See demo/demo.sh.
 .PHONY: demo
 demo: setup
-	demo/demo.sh
+	PATH="$(VENV_BIN):$$PATH" PYTHON=$(VENV_BIN)/python demo/demo.sh
 
 # --- bench: added by the benchmark (bench/) --------------------------------
 # ecr-login against `aws ecr get-login-password | docker login` on loopback

@@ -43,7 +43,7 @@ MAX_EXPOSURE = 2.0
 
 # What a snapshot of the tree leaves out (as the Makefile's copy_tree does).
 _SNAPSHOT_EXCLUDES = {
-    ".git", "out", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".benchmarks",
+    ".git", "out", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".benchmarks",
     "__pycache__", "build", "dist", "deb_dist",
 }
 
