@@ -8,12 +8,16 @@ requests whose SigV4 signature does not verify, records every call, and can
 be scripted to misbehave the way AWS and the network do.
 
 Beyond ECR it plays the two other places credentials come from, so the whole
-credential chain can be proved without AWS: STS ``AssumeRole`` (AWS query
-protocol, XML answers, SigV4 service ``sts``) and an IMDSv2-style instance
+credential chain can be proved without AWS: STS ``AssumeRole`` and
+``GetCallerIdentity`` (AWS query protocol, XML answers, SigV4 service ``sts``)
+and an IMDSv2-style instance
 metadata service (``AWS_EC2_METADATA_SERVICE_ENDPOINT`` = :attr:`StandinECR.url`).
 Both issue temporary credentials that the server then accepts, with their
 session token, for ECR calls; :class:`Call` records which role signed each
-call. With ``tls=(certfile, keyfile)`` it serves HTTPS instead of HTTP.
+call. With ``tls=(certfile, keyfile)`` it serves HTTPS instead of HTTP. Its
+clock can be set off by ``clock_offset`` seconds, as a host's clock drifts
+from AWS's: the ``Date`` header, the SigV4 time check and the token expiry
+follow it.
 
 Only the standard library is used so it also runs under Debian's
 ``/usr/bin/python3`` and inside guests. Run as a script it serves until
@@ -59,6 +63,7 @@ __all__ = [
     "PRIVATE_TARGET",
     "PUBLIC_TARGET",
     "STS_ASSUME_ROLE_TARGET",
+    "STS_GET_CALLER_IDENTITY_TARGET",
     "Call",
     "StandinECR",
     "main",
@@ -78,6 +83,9 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # What Call.target says for STS calls (query protocol has no X-Amz-Target header).
 STS_TARGET_PREFIX = "AWSSecurityTokenServiceV20110615."
 STS_ASSUME_ROLE_TARGET = STS_TARGET_PREFIX + "AssumeRole"
+STS_GET_CALLER_IDENTITY_TARGET = STS_TARGET_PREFIX + "GetCallerIdentity"
+# The instance id an instance profile's role session is named after, as on EC2.
+INSTANCE_ID = "i-0123456789abcdef0"
 STS_VERSION = "2011-06-15"
 _STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 # The error codes STS (query protocol) uses where ECR (JSON) uses another name.
@@ -208,6 +216,7 @@ class _Identity:
     session_token: bool
     assumed_role: str | None = None
     issued_by: str | None = None
+    session_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +228,7 @@ class _Temporary:
     role_arn: str
     issued_by: str
     expires: float
+    session_name: str = "ecr-login"
 
 
 def _iso8601(timestamp: float) -> str:
@@ -251,6 +261,11 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return _hmac(_hmac(_hmac(k_date, region), service), "aws4_request")
 
 
+def _stable_id(prefix: str, text: str) -> str:
+    """An IAM-style unique id (AIDA... for users, AROA... for roles), the same for the same name."""
+    return prefix + hashlib.sha256(text.encode("utf-8")).hexdigest()[:17].upper()
+
+
 def _canonical_query(query: str) -> str:
     """Sort the already-encoded pairs, as the SigV4 spec and botocore do."""
     if not query:
@@ -280,6 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header by the stand-in's own (possibly offset) clock."""
+        return super().date_time_string(self._standin().now() if timestamp is None else timestamp)
 
     def setup(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
@@ -334,6 +353,11 @@ class StandinECR:
     ``instance_region`` the region ``placement/region`` answers (None: 404).
     Temporary credentials live ``temporary_validity`` seconds. ``tls`` is
     ``(certfile, keyfile)`` to serve HTTPS (see :func:`self_signed_certificate`).
+
+    ``GetCallerIdentity`` answers who signed: a long-term key is the IAM user
+    ``users[access_key]`` (default ``standin``) of ``accounts[0]``; temporary
+    credentials are the assumed role's session. ``clock_offset`` seconds are
+    added to the stand-in's clock (settable while running).
     """
 
     def __init__(
@@ -351,6 +375,8 @@ class StandinECR:
         instance_region: str | None = None,
         temporary_validity: float = 3600,
         tls: tuple[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
+        clock_offset: float = 0.0,
     ) -> None:
         if not accounts:
             raise ValueError("accounts must name at least the default account")
@@ -365,6 +391,8 @@ class StandinECR:
         self.instance_region = instance_region
         self.temporary_validity = temporary_validity
         self.tls = tls
+        self.users = dict(users or {})
+        self.clock_offset = clock_offset
         self.calls: list[Call] = []
         #: Instance-metadata requests as "METHOD PATH" ("+token" when IMDSv2 token sent).
         self.metadata_requests: list[str] = []
@@ -460,7 +488,13 @@ class StandinECR:
             self.metadata_requests.clear()
             self._queues.clear()
 
-    def issue_credentials(self, role_arn: str, issued_by: str = "sts") -> tuple[str, str, str, float]:
+    def now(self) -> float:
+        """The stand-in's clock: the host's, moved by ``clock_offset``."""
+        return time.time() + self.clock_offset
+
+    def issue_credentials(
+        self, role_arn: str, issued_by: str = "sts", session_name: str = "ecr-login"
+    ) -> tuple[str, str, str, float]:
         """Mint temporary credentials for ``role_arn`` that ECR calls will accept.
 
         Returns (access key id, secret, session token, expiry as epoch seconds).
@@ -472,6 +506,7 @@ class StandinECR:
             role_arn=role_arn,
             issued_by=issued_by,
             expires=time.time() + self.temporary_validity,
+            session_name=session_name,
         )
         with self._lock:
             self._temporary[access_key] = temporary
@@ -548,7 +583,7 @@ class StandinECR:
         call.issued_by = identity.issued_by
 
     def _serve_sts(self, handler: BaseHTTPRequestHandler, call: Call, body: bytes) -> None:
-        """STS over the AWS query protocol: only AssumeRole."""
+        """STS over the AWS query protocol: AssumeRole and GetCallerIdentity."""
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
         except (UnicodeDecodeError, ValueError):
@@ -564,10 +599,13 @@ class StandinECR:
         self._record_identity(call, identity)
         if identity.service != "sts":
             raise _Refusal(403, "SignatureDoesNotMatch", "Credential should be scoped to correct service: 'sts'.")
-        if action != "AssumeRole":
+        if action not in ("AssumeRole", "GetCallerIdentity"):
             raise _Refusal(400, "InvalidAction", f"Could not find operation {action!r} for version {STS_VERSION}")
         if value("Version") != STS_VERSION:
             raise _Refusal(400, "InvalidAction", f"Unsupported Version {value('Version')!r}")
+        if action == "GetCallerIdentity":  # allowed to everyone who signs correctly, as on AWS
+            self._finish(call, 200)
+            return self.respond(handler, 200, self._caller_identity(identity), "text/xml")
         role_arn, session_name = value("RoleArn"), value("RoleSessionName")
         call.role_arn = role_arn or None
         if not _ROLE_ARN_RE.match(role_arn):
@@ -578,12 +616,12 @@ class StandinECR:
             caller = identity.assumed_role or f"arn:aws:iam::{self.accounts[0]}:user/standin"
             message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
             raise _Refusal(403, "AccessDenied", message)
-        access_key, secret, token, expires = self.issue_credentials(role_arn, "sts")
+        access_key, secret, token, expires = self.issue_credentials(role_arn, "sts", session_name)
         role_name = role_arn.rsplit("/", 1)[1]
         account = role_arn.split(":")[4]
         answer = (
             f'<AssumeRoleResponse xmlns="{_STS_XMLNS}"><AssumeRoleResult>'
-            f"<AssumedRoleUser><AssumedRoleId>AROASTANDIN{secrets.token_hex(6).upper()}:{escape(session_name)}</AssumedRoleId>"
+            f"<AssumedRoleUser><AssumedRoleId>{_stable_id('AROA', role_arn)}:{escape(session_name)}</AssumedRoleId>"
             f"<Arn>arn:aws:sts::{account}:assumed-role/{escape(role_name)}/{escape(session_name)}</Arn></AssumedRoleUser>"
             f"<Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>{escape(secret)}</SecretAccessKey>"
             f"<SessionToken>{escape(token)}</SessionToken><Expiration>{_iso8601(expires)}</Expiration></Credentials>"
@@ -592,6 +630,25 @@ class StandinECR:
         )
         self._finish(call, 200)
         self.respond(handler, 200, answer.encode("utf-8"), "text/xml")
+
+    def _caller_identity(self, identity: _Identity) -> bytes:
+        """The GetCallerIdentity answer for whoever signed the request."""
+        if identity.assumed_role is not None:
+            account = identity.assumed_role.split(":")[4]
+            role_name = identity.assumed_role.rsplit("/", 1)[1]
+            session = identity.session_name or "ecr-login"
+            arn = f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}"
+            user_id = f"{_stable_id('AROA', identity.assumed_role)}:{session}"
+        else:
+            account = self.accounts[0]
+            arn = f"arn:aws:iam::{account}:user/{self.users.get(identity.access_key, 'standin')}"
+            user_id = _stable_id("AIDA", identity.access_key)
+        return (
+            f'<GetCallerIdentityResponse xmlns="{_STS_XMLNS}"><GetCallerIdentityResult>'
+            f"<Arn>{escape(arn)}</Arn><UserId>{escape(user_id)}</UserId><Account>{account}</Account>"
+            f"</GetCallerIdentityResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            f"</GetCallerIdentityResponse>"
+        ).encode()
 
     def metadata(self, handler: BaseHTTPRequestHandler) -> None:
         """An IMDSv2-only instance metadata service: token first, then the instance profile's credentials."""
@@ -630,7 +687,7 @@ class StandinECR:
             temporary = self._temporary.get(access_key) if access_key else None
         if temporary is None or temporary.expires < time.time() + 60:
             role_arn = f"arn:aws:iam::{self.accounts[0]}:role/{self.instance_role}"
-            access_key = self.issue_credentials(role_arn, "imds")[0]
+            access_key = self.issue_credentials(role_arn, "imds", INSTANCE_ID)[0]
             with self._lock:
                 self._instance_credentials = access_key
                 temporary = self._temporary[access_key]
@@ -708,7 +765,7 @@ class StandinECR:
             token = "%%not*base64%%"
         elif behaviour == "no_aws_prefix":
             token = base64.b64encode(self.password.encode()).decode("ascii")
-        now = time.time()
+        now = self.now()
         expires = now - 60 if behaviour == "expired" else now + self.validity_seconds
         if public:
             if behaviour == "empty":
@@ -802,7 +859,7 @@ class StandinECR:
             raise _Refusal(400, "IncompleteSignatureException", "X-Amz-Date is missing or malformed") from None
         if not amz_date.startswith(date):
             raise _Refusal(403, "InvalidSignatureException", "Credential date does not match X-Amz-Date")
-        skew = abs(time.time() - signed_at.timestamp())
+        skew = abs(self.now() - signed_at.timestamp())
         if skew > _MAX_SKEW_SECONDS:
             raise _Refusal(
                 403,
@@ -865,6 +922,7 @@ class StandinECR:
             session_token=bool(session_token),
             assumed_role=temporary.role_arn if temporary else None,
             issued_by=temporary.issued_by if temporary else None,
+            session_name=temporary.session_name if temporary else None,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import email.utils
 import gzip
 import io
 import json
@@ -44,10 +45,12 @@ from local_registry import (
 )
 from standin_ecr import (
     DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCOUNT,
     DEFAULT_SECRET_ACCESS_KEY,
     JSON_CONTENT_TYPE,
     PRIVATE_TARGET,
     PUBLIC_TARGET,
+    STS_GET_CALLER_IDENTITY_TARGET,
     StandinECR,
 )
 
@@ -247,6 +250,74 @@ def test_stale_signature_is_rejected(ecr: StandinECR, monkeypatch: pytest.Monkey
         client(ecr).get_authorization_token()
     assert error_code(err) == ("InvalidSignatureException", 403)
     assert "Signature expired" in str(err.value)
+
+
+# --- STS GetCallerIdentity and the stand-in's clock --------------------------
+
+
+def test_caller_identity_of_a_long_term_key(token_password: str) -> None:
+    users = {"AKIDOTHER": "builder"}
+    credentials = {DEFAULT_ACCESS_KEY_ID: DEFAULT_SECRET_ACCESS_KEY, "AKIDOTHER": "other-secret"}
+    with StandinECR(token_password, credentials=credentials, users=users) as standin:
+        first = client(standin, "sts").get_caller_identity()
+        second = client(standin, "sts", access_key="AKIDOTHER", secret="other-secret").get_caller_identity()
+        again = client(standin, "sts").get_caller_identity()
+        assert (first["Account"], first["Arn"]) == (DEFAULT_ACCOUNT, f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/standin")
+        assert second["Arn"] == f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/builder"
+        assert first["UserId"].startswith("AIDA") and first["UserId"] == again["UserId"] != second["UserId"]
+        calls = standin.sts_calls()
+        assert [c.target for c in calls] == [STS_GET_CALLER_IDENTITY_TARGET] * 3
+        assert [(c.access_key, c.service, c.status) for c in calls][:2] == [
+            (DEFAULT_ACCESS_KEY_ID, "sts", 200), ("AKIDOTHER", "sts", 200)]
+        assert standin.ecr_calls() == []
+
+
+def test_caller_identity_of_assumed_role_and_instance_credentials(token_password: str) -> None:
+    role = f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/puller"
+    with StandinECR(token_password, instance_role="builder-instance") as standin:
+        assumed = client(standin, "sts").assume_role(RoleArn=role, RoleSessionName="ecr-login")
+        creds = assumed["Credentials"]
+        who = client(standin, "sts", access_key=creds["AccessKeyId"], secret=creds["SecretAccessKey"],
+                     session_token=creds["SessionToken"]).get_caller_identity()
+        assert who["Arn"] == f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/puller/ecr-login"
+        assert who["UserId"] == assumed["AssumedRoleUser"]["AssumedRoleId"]
+        assert who["UserId"].startswith("AROA") and who["UserId"].endswith(":ecr-login")
+        key, secret, session, _ = standin.issue_credentials(
+            f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/builder-instance", "imds", "i-0123456789abcdef0")
+        who = client(standin, "sts", access_key=key, secret=secret, session_token=session).get_caller_identity()
+        assert who["Arn"] == f"arn:aws:sts::{DEFAULT_ACCOUNT}:assumed-role/builder-instance/i-0123456789abcdef0"
+        assert standin.sts_calls()[-1].assumed_role == f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/builder-instance"
+
+
+def test_caller_identity_checks_the_signature(ecr: StandinECR) -> None:
+    with pytest.raises(ClientError) as err:
+        client(ecr, "sts", secret="not-the-secret").get_caller_identity()
+    assert error_code(err) == ("SignatureDoesNotMatch", 403)
+    with pytest.raises(ClientError) as err:
+        client(ecr, "sts", access_key="AKIDNOBODY").get_caller_identity()
+    assert error_code(err) == ("InvalidClientTokenId", 403)
+    request = AWSRequest(method="POST", url=ecr.url + "/", data=b"Action=GetCallerIdentity&Version=2011-06-15",
+                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY), "ecr", "us-east-1").add_auth(request)
+    status, _, body = send(request)  # signed for ECR, sent to STS
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body and b"'sts'" in body
+    assert [c.status for c in ecr.sts_calls()] == [403, 403, 403]
+
+
+def test_offset_clock_moves_the_date_header_and_the_signature_window(ecr: StandinECR) -> None:
+    ecr.clock_offset = 10 * 60  # ten minutes ahead: a signature from here is still inside AWS's 15
+    answer = client(ecr, "sts").get_caller_identity()
+    sent = email.utils.parsedate_to_datetime(answer["ResponseMetadata"]["HTTPHeaders"]["date"]).timestamp()
+    assert 9 * 60 < sent - time.time() < 11 * 60
+    expires = client(ecr).get_authorization_token()["authorizationData"][0]["expiresAt"].timestamp()
+    assert expires - time.time() > 43200 + 9 * 60  # tokens expire by the stand-in's clock
+    ecr.clock_offset = -20 * 60  # twenty minutes behind: the signature is too far from its clock
+    with pytest.raises(ClientError) as err:
+        client(ecr, "sts").get_caller_identity()
+    assert error_code(err) == ("SignatureDoesNotMatch", 403)
+    assert "Signature expired" in str(err.value)
+    date = err.value.response["ResponseMetadata"]["HTTPHeaders"]["date"]
+    assert 19 * 60 < time.time() - email.utils.parsedate_to_datetime(date).timestamp() < 21 * 60
 
 
 # --- the real AWS CLI --------------------------------------------------------
