@@ -17,8 +17,9 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 # The project's virtual environment (.ci/setup.sh makes it with the python3 first on
-# PATH): make test and make demo run in it, with its bin/ first on PATH, so tests that
-# start `python3`, `aws`, `ruff` or sys.executable get its packages.
+# PATH): make test and make demo run its python (sys.executable in the tests), with its
+# bin/ LAST on PATH, so `aws`, `ruff` and `mypy` are found while `python3`/`python3.11`
+# by name stay the machine's: dpkg-buildpackage's pybuild must get Debian's interpreter.
 VENV ?= .venv
 VENV_BIN := $(abspath $(VENV))/bin
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='tests/test_login.py -x'
@@ -70,7 +71,7 @@ setup:
 	VENV=$(abspath $(VENV)) bash .ci/setup.sh
 
 test: setup
-	PATH="$(VENV_BIN):$$PATH" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
 # Fedora-style ecr-login-VERSION-1.noarch.rpm and .src.rpm into $(OUT)/
@@ -87,7 +88,7 @@ rpm:
 # and shows the timer, the journal, `ecr-login status` and a pull. See demo/demo.sh.
 .PHONY: demo
 demo: setup
-	PATH="$(VENV_BIN):$$PATH" PYTHON=$(VENV_BIN)/python demo/demo.sh
+	PATH="$$PATH:$(VENV_BIN)" PYTHON=$(VENV_BIN)/python demo/demo.sh
 
 # --- bench: added by the benchmark (bench/) --------------------------------
 # ecr-login against `aws ecr get-login-password | docker login` on loopback
