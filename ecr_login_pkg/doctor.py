@@ -1,0 +1,434 @@
+"""``ecr-login doctor``: why this host can or cannot log in, one check per line, each failure with its fix.
+
+For the admin at 3 a.m.: the checks run in the order a login needs them
+(configuration, credentials, region, token, registries, clock, stores, state,
+timer); a check whose input failed is skipped, not failed again. The token is
+asked for once per AWS identity, as a login would, shown to a registry and
+forgotten: nothing is stored and no secret is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TextIO
+
+from . import __version__, paths
+from .config import DEFAULT_CONFIG, Settings, Target, env_endpoint
+from .errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, DeniedError, EcrLoginError, TemporaryError, most_severe
+from .logs import WARNING, Log, redact
+from .state import State
+from .tokens import Identity, Token, fetch_tokens, identity_of, with_instance_region
+
+MAX_CLOCK_SKEW = 5 * 60.0  # AWS refuses signatures 15 minutes off; warn well before
+TOKEN_TIMEOUT = 6.0  # a doctor answers in seconds, not after a login's retries
+SYSTEMD_RUNNING = "/run/systemd/system"  # sd_booted(): systemd is PID 1
+TIMER = "ecr-login.timer"
+CREDENTIALS_FIX = (
+    "give this host AWS credentials: an instance profile (on EC2), AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, or a profile in ~/.aws (then 'profile' in the configuration)"
+)
+REGION_FIX = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
+
+
+@dataclass
+class Check:
+    """One line of the report. ``status`` is ok, failed or skipped; ``fix`` only when failed."""
+
+    check: str
+    status: str
+    detail: str
+    fix: str | None = None
+    exit_code: int = EX_OK
+
+
+@dataclass
+class _Who:
+    """What the credentials check learnt about one AWS profile."""
+
+    ok: bool
+    arn: str | None = None
+    aws_date: float | None = None  # AWS's Date header, epoch
+    local_date: float | None = None  # this host's clock when that answer arrived
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def ok(self, check: str, detail: str) -> None:
+        self.checks.append(Check(check, "ok", redact(detail)))
+
+    def failed(self, check: str, detail: str, fix: str, code: int) -> None:
+        self.checks.append(Check(check, "failed", redact(detail), redact(fix), code))
+
+    def skipped(self, check: str, detail: str) -> None:
+        self.checks.append(Check(check, "skipped", detail))
+
+    def error(self, check: str, exc: EcrLoginError, fix: str) -> None:
+        self.failed(check, str(exc), fix, exc.exit_code)
+
+    @property
+    def exit_code(self) -> int:
+        codes = [check.exit_code for check in self.checks if check.status == "failed"]
+        return most_severe(codes) if codes else EX_OK
+
+
+def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_json: bool = False,
+               out: TextIO | None = None) -> int:
+    """Run every check, print the report, return 0 when all passed, else the most severe code.
+
+    ``loaded`` is the settings, or the error loading them raised (then the configuration
+    check fails with it and the checks that need settings are skipped).
+    """
+    report = _Report()
+    if isinstance(loaded, EcrLoginError):
+        report.error("configuration", loaded, "correct what the message names, then run doctor again")
+        for name in ("credentials", "region", "token", "registry", "clock", "store", "state"):
+            report.skipped(name, "needs a configuration that parses")
+    else:
+        _diagnose(loaded, environ, report)
+    _check_timer(report)
+    _print(report, as_json, out or sys.stdout)
+    return report.exit_code
+
+
+def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
+    _check_configuration(settings, environ, report)
+    who = _check_credentials(settings, environ, report)
+    identities = _check_region(settings, report)
+    tokens = _check_tokens(identities, who, settings, report)
+    _check_registries(settings.targets, identities, tokens, report)
+    _check_clock(who, report)
+    _check_stores(settings, environ, identities, tokens, report)
+    _check_state(settings, report)
+
+
+def _check_configuration(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
+    named = sum(target.registry is not None for target in settings.targets)
+    what = f"{named} registr{'y' if named == 1 else 'ies'}" if named else "the caller's own default registry"
+    if settings.config_path is None:
+        path = environ.get("ECR_LOGIN_CONFIG") or DEFAULT_CONFIG
+        report.ok("configuration", f"no {path}: logging in to {what} (zero configuration)")
+    else:
+        report.ok("configuration", f"{settings.config_path} parses: {what}")
+
+
+def _sts_region(settings: Settings, profile: str | None) -> str:
+    return next((t.region for t in settings.targets if t.profile == profile and t.region and not t.public), "us-east-1")
+
+
+def _check_credentials(settings: Settings, environ: Mapping[str, str], report: _Report) -> dict[str | None, _Who]:
+    """Per AWS profile in use: are there credentials, and whose are they (STS GetCallerIdentity)?"""
+    import botocore.session
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+
+    found: dict[str | None, _Who] = {}
+    for profile in dict.fromkeys(target.profile for target in settings.targets if target.token_source == "boto3"):
+        name = "credentials" + (f" (profile {profile})" if profile else "")
+        found[profile] = _Who(ok=False)
+        try:
+            session = botocore.session.Session(profile=profile)
+            credentials = session.get_credentials()
+        except ProfileNotFound:
+            report.failed(name, f"AWS profile '{profile}' not found in the AWS config files",
+                          f"add [profile {profile}] to ~/.aws/config, or remove 'profile' from the configuration", EX_CONFIG)
+            continue
+        except BotoCoreError as exc:  # a credential_process or source_profile that fails, a broken file
+            report.failed(name, f"the AWS credential chain failed: {exc}", "repair the AWS profile it names", EX_CONFIG)
+            continue
+        if credentials is None:
+            report.failed(name, "no AWS credentials found", CREDENTIALS_FIX, EX_CONFIG)
+            continue
+        endpoint = env_endpoint(environ, "AWS_ENDPOINT_URL_STS")
+        config = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 1, "mode": "standard"},
+                        user_agent_extra=f"ecr-login/{__version__}")
+        try:
+            sts = session.create_client("sts", region_name=_sts_region(settings, profile), endpoint_url=endpoint,
+                                        config=config)
+            answer = sts.get_caller_identity()
+        except ClientError as exc:
+            found[profile] = _who_from(exc.response, ok=False)
+            error = exc.response.get("Error", {})
+            message = f"STS refused the {credentials.method} credentials: {error.get('Code')}: {error.get('Message')}"
+            if "Signature expired" in str(error.get("Message")) or "Skew" in str(error.get("Code")):
+                report.failed(name, message, "set this host's clock right (see the clock check)", EX_CONFIG)
+            else:
+                report.failed(name, message, "replace or renew these credentials (they are unknown, wrong or expired)",
+                              DeniedError.exit_code)
+            continue
+        except (BotoCoreError, ValueError) as exc:
+            report.failed(name, f"STS could not be asked: {exc}",
+                          "check the network path to STS (proxy: HTTPS_PROXY, NO_PROXY; AWS_ENDPOINT_URL_STS)",
+                          EX_TEMPFAIL)
+            continue
+        found[profile] = _who_from(answer, ok=True, arn=str(answer.get("Arn")))
+        report.ok(name, f"{answer.get('Arn')} (account {answer.get('Account')}), from {credentials.method}")
+    return found
+
+
+def _who_from(answer: Mapping[str, Any], ok: bool, arn: str | None = None) -> _Who:
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        aws_date = parsedate_to_datetime(headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        aws_date = None
+    return _Who(ok=ok, arn=arn, aws_date=aws_date, local_date=time.time())
+
+
+def _check_region(settings: Settings, report: _Report) -> dict[Target, Identity]:
+    """Who asks for each target's token, with the region filled in (from instance metadata
+    when nothing named one); a target without a region is left out."""
+    identities: dict[Target, Identity] = {}
+    regions: dict[str, str] = {}
+    for target in settings.targets:
+        planned = identity_of(target)
+        try:
+            identity = with_instance_region(planned)
+        except EcrLoginError as exc:
+            report.failed("region", f"no AWS region for {target.name}: {str(exc).split(': ', 1)[-1]}",
+                          REGION_FIX, exc.exit_code)
+            continue
+        identities[target] = identity
+        regions.setdefault(identity.region, identity.region if planned.region else f"{identity.region} (from instance metadata)")
+    if regions:
+        report.ok("region", ", ".join(regions.values()))
+    return identities
+
+
+def _check_tokens(identities: dict[Target, Identity], who: dict[str | None, _Who], settings: Settings,
+                  report: _Report) -> dict[Identity, Token | EcrLoginError]:
+    """GetAuthorizationToken, once per identity; the tokens stay in memory for the registry check."""
+    wanted: list[Identity] = []
+    skipped: list[str | None] = []
+    for identity in identities.values():
+        if identity.source == "boto3" and not who.get(identity.profile, _Who(ok=False)).ok:
+            if identity.profile not in skipped:
+                skipped.append(identity.profile)
+                report.skipped("token" + (f" (profile {identity.profile})" if identity.profile else ""),
+                               "needs working credentials")
+        elif identity not in wanted:
+            wanted.append(identity)
+    quiet = Log(threshold=WARNING - 1)  # the report says it all; no retry chatter on stderr
+    outcomes = fetch_tokens(wanted, min(settings.timeout, TOKEN_TIMEOUT), quiet) if wanted else {}
+    for identity in wanted:
+        outcome = outcomes[identity]
+        name = f"token ({identity.describe()})"
+        if isinstance(outcome, EcrLoginError):
+            report.error(name, outcome, _token_fix(outcome, identity, who))
+        else:
+            left = outcome.expires_at - time.time()
+            report.ok(name, f"GetAuthorizationToken allowed; the token is good for {left / 3600:.1f}h (not stored)")
+    return outcomes
+
+
+def _token_fix(error: EcrLoginError, identity: Identity, who: dict[str | None, _Who]) -> str:
+    arn = (who.get(identity.profile) or _Who(False)).arn or "this identity"
+    if isinstance(error, DeniedError):
+        if identity.role_arn and "AssumeRole" in str(error):
+            return f"let {arn} assume {identity.role_arn} (the role's trust policy and sts:AssumeRole)"
+        return f"allow ecr:GetAuthorizationToken to {arn} (e.g. the AmazonEC2ContainerRegistryReadOnly policy)"
+    if isinstance(error, TemporaryError):
+        return "check the network path to the ECR API (proxy: HTTPS_PROXY, NO_PROXY; endpoint_url, AWS_ENDPOINT_URL_ECR)"
+    if isinstance(error, ConfigError):
+        return "correct the setting the message names"
+    return "something answers in the ECR API's place: check endpoint_url and any proxy in between"
+
+
+def _token_for(target: Target, identities: dict[Target, Identity],
+               tokens: dict[Identity, Token | EcrLoginError]) -> Token | None:
+    identity = identities.get(target)
+    token = tokens.get(identity) if identity is not None else None
+    return token if isinstance(token, Token) else None
+
+
+def _address(target: Target, token: Token | None) -> str | None:
+    """Where the login goes: ``store_as``, the registry, or the default registry the token names."""
+    if target.store_as:
+        return target.store_as
+    if target.registry is not None:
+        return target.registry.host
+    return token.proxy_host if token is not None else None
+
+
+def _check_registries(configured: tuple[Target, ...], identities: dict[Target, Identity],
+                      tokens: dict[Identity, Token | EcrLoginError], report: _Report) -> None:
+    from .v2probe import check_login
+
+    seen: set[str] = set()
+    for target in configured:
+        token = _token_for(target, identities, tokens)
+        address = _address(target, token)
+        name = f"registry {address or 'of the default'}"
+        if token is None or address is None:
+            report.skipped(name, "needs a token")
+            continue
+        if address in seen:
+            continue
+        seen.add(address)
+        try:
+            report.ok(name, check_login(address, token.username, token.password))
+        except DeniedError as exc:
+            report.failed(name, f"{exc}: the token of {identities[target].describe()} is not good there",
+                          f"make [{target.name}] name the registry this token is for (host, store_as), and let "
+                          "the identity pull from it (the repository's and the identity's policies)", exc.exit_code)
+        except TemporaryError as exc:
+            report.error(name, exc, f"check that {address} is up and reachable from here (proxy: HTTPS_PROXY, NO_PROXY)")
+        except EcrLoginError as exc:
+            report.error(name, exc, f"check that {address} is the registry's address, and trust its certificate")
+
+
+def _check_clock(who: dict[str | None, _Who], report: _Report) -> None:
+    answered = [w for w in who.values() if w.aws_date is not None and w.local_date is not None]
+    if not answered:
+        report.skipped("clock", "needs an answer from AWS")
+        return
+    skew = answered[0].local_date - answered[0].aws_date  # type: ignore[operator]
+    direction = "ahead of" if skew > 0 else "behind"
+    detail = f"this host's clock is {abs(skew):.0f}s {direction} AWS's (its Date header)"
+    if abs(skew) > MAX_CLOCK_SKEW:
+        report.failed("clock", detail, "synchronise the clock: timedatectl set-ntp true (or chrony/ntpd); "
+                      "AWS refuses requests signed 15 minutes off", EX_CONFIG)
+    else:
+        report.ok("clock", detail)
+
+
+def _writable_place(path: str) -> str | None:
+    """Why ``path`` could not be written by an atomic rename in its directory, or None when it could."""
+    directory = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(directory):  # created on first write: its nearest parent must allow that
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    if not os.path.isdir(directory):
+        return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{directory} is not writable by this user"
+    return None
+
+
+def _check_stores(settings: Settings, environ: Mapping[str, str], identities: dict[Target, Identity],
+                  tokens: dict[Identity, Token | EcrLoginError], report: _Report) -> None:
+    from .stores import open_store
+
+    addresses: dict[str, list[str]] = {}
+    for target in settings.targets:
+        address = _address(target, _token_for(target, identities, tokens))
+        for kind in target.stores:
+            addresses.setdefault(kind, [])
+            if address and address not in addresses[kind]:
+                addresses[kind].append(address)
+    for kind, wanted in addresses.items():
+        store = open_store(kind, settings.docker_config_file, environ, settings.lock_timeout)
+        name = f"store {kind}"
+        try:
+            for address in wanted or ["doctor.invalid"]:
+                store.held(address)  # reads and parses the file, as a login would before writing
+        except EcrLoginError as exc:
+            helper = re.search(r"docker-credential-[\w.-]+", str(exc))
+            report.error(name, exc, f"install {helper[0]}, or remove its name from {store.location}" if helper
+                         else "repair or remove the file the message names")
+            continue
+        problem = _writable_place(store.location)
+        if problem:
+            report.failed(name, f"{store.location}: {problem}", "run as the user who owns it, or point the store "
+                          "elsewhere (DOCKER_CONFIG, REGISTRY_AUTH_FILE, docker_config)", EX_CONFIG)
+            continue
+        missing = _missing_helpers(kind, store, wanted, environ)
+        if missing:
+            report.failed(name, f"{store.location} names {missing}, not on PATH",
+                          f"install {missing}, or remove it from {store.location}", EX_CONFIG)
+            continue
+        report.ok(name, f"{store.location} writable" + _helper_note(kind, store, wanted, environ))
+
+
+def _helpers(store: Any, wanted: list[str]) -> list[str]:
+    data = store.file.snapshot()
+    named = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
+    helpers = [str(named[address]) for address in wanted if isinstance(named.get(address), str)]
+    default = data.get("credsStore")
+    if isinstance(default, str) and default and len(helpers) < len(wanted or [""]):
+        helpers.append(default)
+    return list(dict.fromkeys(helpers))
+
+
+def _missing_helpers(kind: str, store: Any, wanted: list[str], environ: Mapping[str, str]) -> str | None:
+    if kind != "docker":
+        return None
+    needed = [f"docker-credential-{helper}" for helper in _helpers(store, wanted)]
+    if needed:
+        needed.append("docker")  # a helper-backed login goes through docker login
+    missing = [program for program in needed if not paths.which(program, environ)]
+    return ", ".join(missing) if missing else None
+
+
+def _helper_note(kind: str, store: Any, wanted: list[str], environ: Mapping[str, str]) -> str:
+    if kind != "docker":
+        return ""
+    helpers = _helpers(store, wanted)
+    return f"; credential helper {', '.join(helpers)} present" if helpers else "; no credential helper (written directly)"
+
+
+def _check_state(settings: Settings, report: _Report) -> None:
+    state = State(settings.state_dir).load()
+    if state.problem:
+        report.failed("state", state.problem, f"fix the permissions of {settings.state_dir} (the next login rebuilds "
+                      "the state)", EX_CONFIG)
+        return
+    problem = _writable_place(state.path)
+    if problem:
+        report.failed("state", f"{state.path}: {problem}", "run as the user that owns the state (the service's: "
+                      "sudo -u ecr-login), or fix its permissions", EX_CONFIG)
+        return
+    count = len(state.entries)
+    report.ok("state", f"{state.path} readable: {count} login(s) recorded" if count or os.path.exists(state.path)
+              else f"{state.path}: no login recorded yet")
+
+
+def _check_timer(report: _Report) -> None:
+    if not os.path.isdir(SYSTEMD_RUNNING):
+        report.skipped("timer", "systemd is not running here")
+        return
+    try:
+        done = subprocess.run(
+            ["systemctl", "show", TIMER, "-p", "LoadState,UnitFileState,ActiveState,NextElapseUSecRealtime"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        report.failed("timer", f"systemctl show {TIMER} failed: {exc}", "check systemd (systemctl status)", EX_TEMPFAIL)
+        return
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    if values.get("LoadState") != "loaded":
+        report.failed("timer", f"{TIMER} is not installed ({values.get('LoadState') or done.stderr.strip()})",
+                      "install the ecr-login package (it ships the timer)", EX_CONFIG)
+        return
+    state, active = values.get("UnitFileState", "?"), values.get("ActiveState", "?")
+    if state != "enabled" or active != "active":
+        report.failed("timer", f"{TIMER} is {state} and {active}", f"systemctl enable --now {TIMER}", EX_CONFIG)
+        return
+    next_run = values.get("NextElapseUSecRealtime") or "not scheduled"
+    report.ok("timer", f"{TIMER} enabled; next run {next_run}")
+
+
+def _print(report: _Report, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        json.dump({"checks": [asdict(check) for check in report.checks], "exit_code": report.exit_code}, out, indent=2)
+        out.write("\n")
+        return
+    labels = {"ok": "ok  ", "failed": "FAIL", "skipped": "skip"}
+    for check in report.checks:
+        line = f"{labels[check.status]}  {check.check}: {check.detail}"
+        if check.fix:
+            line += f"; fix: {check.fix}"
+        out.write(line.replace("\n", " ") + "\n")
+    failed = sum(check.status == "failed" for check in report.checks)
+    out.write(f"{failed} check(s) failed\n" if failed else "all checks passed\n")

@@ -1,0 +1,234 @@
+"""``ecr-login doctor`` finds each fault with its fix: real boto3 to the stand-in ECR and STS,
+Debian's docker-registry refusing or accepting the token, a closed port, a clock that is off.
+
+The checks run in-process (``run_doctor`` on settings from ``config.load``) so each case
+costs no interpreter start; the command line itself is exercised in test_cli.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_tool
+from local_registry import DOCKER_REGISTRY, LocalRegistry
+from standin_ecr import DEFAULT_ACCOUNT, PRIVATE_TARGET, STS_GET_CALLER_IDENTITY_TARGET, StandinECR
+
+from ecr_login_pkg import doctor
+from ecr_login_pkg.config import Overrides, load
+from ecr_login_pkg.errors import ConfigError
+
+HOST = f"{DEFAULT_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+ORDER = ["configuration", "credentials", "region", "token", "registry", "clock", "store", "state", "timer"]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config_for(write_config: Any, endpoint: str, address: str, store: str = "file") -> str:
+    return write_config(f"[defaults]\nendpoint_url = {endpoint}\nstores = {store}\n[app]\nhost = {HOST}\nstore_as = {address}\n")
+
+
+def diagnose(config: str | None = None, text_too: bool = True, **overrides: Any) -> tuple[int, list[dict[str, Any]], str]:
+    """Run doctor as ``ecr-login doctor --json`` would, and once more as text; (code, checks, text)."""
+    try:
+        loaded: Any = load(Overrides(config_path=config, **overrides), os.environ)
+    except ConfigError as exc:
+        loaded = exc
+    out = io.StringIO()
+    code = doctor.run_doctor(loaded, os.environ, as_json=True, out=out)
+    report = json.loads(out.getvalue())
+    assert report["exit_code"] == code
+    text = io.StringIO()
+    if text_too:
+        assert doctor.run_doctor(loaded, os.environ, as_json=False, out=text) == code
+    return code, report["checks"], text.getvalue()
+
+
+def by_name(checks: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    (found,) = [check for check in checks if check["check"].startswith(prefix)]
+    return found
+
+
+def statuses(checks: list[dict[str, Any]]) -> dict[str, str]:
+    return {check["check"].split(" ")[0]: check["status"] for check in checks}
+
+
+@pytest.fixture
+def sts(ecr: StandinECR, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> StandinECR:
+    """The stand-in answers STS too (GetCallerIdentity)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", ecr.url)
+    return ecr
+
+
+def assert_nothing_stored(aws_env: dict[str, str]) -> None:
+    assert not Path(aws_env["DOCKER_CONFIG"]).exists()
+    assert not Path(aws_env["XDG_STATE_HOME"]).exists()
+
+
+def test_all_pass_against_the_standin_and_a_registry_that_accepts_the_token(
+        sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any) -> None:
+    code, checks, text = diagnose(config_for(write_config, sts.url, registry.address))
+    assert code == 0, text
+    assert [check["check"].split(" ")[0] for check in checks] == ORDER
+    assert [check["status"] for check in checks] == ["ok"] * 8 + ["skipped"]  # no systemd here
+    assert by_name(checks, "credentials")["detail"].startswith(f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/standin")
+    assert "from env" in by_name(checks, "credentials")["detail"]
+    assert by_name(checks, "registry")["check"] == f"registry {registry.address}"
+    assert by_name(checks, "region")["detail"] == "us-east-1"
+    # twice (JSON, text): one GetCallerIdentity and one GetAuthorizationToken each time
+    assert [call.target for call in sts.calls] == [STS_GET_CALLER_IDENTITY_TARGET, PRIVATE_TARGET] * 2
+    assert len(text.splitlines()) == len(ORDER) + 1 and text.endswith("all checks passed\n")
+    assert_nothing_stored(aws_env)
+    token = sts.token()
+    for secret in (sts.password, token, base64.b64encode(f"AWS:{sts.password}".encode()).decode()):
+        assert secret not in text and secret not in json.dumps(checks)
+
+
+def test_a_registry_that_refuses_the_token_is_named(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any, tmp_path: Path) -> None:
+    require_tool(DOCKER_REGISTRY)
+    require_tool("htpasswd")
+    with LocalRegistry("not-the-token-password", workdir=tmp_path / "other") as refusing:
+        code, checks, text = diagnose(config_for(write_config, sts.url, refusing.address))
+    registry = by_name(checks, "registry")
+    assert code == 77, text
+    assert registry["status"] == "failed" and registry["exit_code"] == 77
+    assert f"{refusing.address} refused the login (HTTP 401" in registry["detail"]
+    assert "[app]" in registry["fix"]
+    assert statuses(checks)["token"] == "ok" and statuses(checks)["store"] == "ok"
+    assert f"FAIL  registry {refusing.address}: " in text
+    assert_nothing_stored(aws_env)
+
+
+def test_a_registry_on_a_closed_port_is_temporary(sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+    code, checks, _ = diagnose(config_for(write_config, sts.url, address))
+    registry = by_name(checks, "registry")
+    assert (code, registry["status"], registry["exit_code"]) == (75, "failed", 75)
+    assert registry["detail"].startswith(f"{address}: no answer from the registry")
+    assert "reachable" in registry["fix"]
+
+
+def test_an_ecr_api_on_a_closed_port_fails_the_token_and_skips_the_registry(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
+    code, checks, _ = diagnose(config_for(write_config, f"http://127.0.0.1:{closed_port()}", "127.0.0.1:5000"), False)
+    token = by_name(checks, "token")
+    assert (code, token["status"], token["exit_code"]) == (75, "failed", 75)
+    assert "HTTPS_PROXY" in token["fix"] and "endpoint_url" in token["fix"]
+    assert by_name(checks, "registry")["status"] == "skipped"
+    assert statuses(checks)["credentials"] == "ok" and statuses(checks)["clock"] == "ok"
+
+
+def test_a_clock_ten_minutes_off_fails_the_clock_check_only(
+        sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any) -> None:
+    sts.clock_offset = 600  # AWS ten minutes ahead: signatures still pass (15 minutes), the clock does not
+    code, checks, text = diagnose(config_for(write_config, sts.url, registry.address))
+    clock = by_name(checks, "clock")
+    assert (code, clock["status"], clock["exit_code"]) == (78, "failed", 78), text
+    seconds = re.search(r"clock is (\d+)s behind AWS's", clock["detail"])
+    assert seconds is not None and 595 <= int(seconds[1]) <= 605, clock["detail"]
+    assert "timedatectl set-ntp true" in clock["fix"]
+    assert [c["check"].split(" ")[0] for c in checks if c["status"] == "failed"] == ["clock"]
+
+
+def test_a_clock_too_far_off_to_sign_points_at_the_clock(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
+    sts.clock_offset = -20 * 60  # AWS twenty minutes behind: it refuses the signature
+    code, checks, _ = diagnose(config_for(write_config, sts.url, "127.0.0.1:5000"))
+    credentials, clock = by_name(checks, "credentials"), by_name(checks, "clock")
+    assert code == 78
+    assert credentials["status"] == "failed" and "Signature expired" in credentials["detail"]
+    assert "clock" in credentials["fix"]
+    assert clock["status"] == "failed" and "ahead of AWS's" in clock["detail"]
+    assert by_name(checks, "token")["status"] == "skipped"
+
+
+def test_no_credentials_at_all_says_what_is_missing(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    code, checks, text = diagnose(config_for(write_config, sts.url, "127.0.0.1:5000"))
+    credentials = by_name(checks, "credentials")
+    assert (code, credentials["status"], credentials["detail"]) == (78, "failed", "no AWS credentials found")
+    assert "instance profile" in credentials["fix"] and "/etc/default/ecr-login" in credentials["fix"]
+    assert "FAIL  credentials: no AWS credentials found; fix: give this host AWS credentials" in text
+    assert by_name(checks, "token")["status"] == "skipped" and by_name(checks, "clock")["status"] == "skipped"
+    assert sts.calls == []
+
+
+def test_denied_token_names_the_permission_and_the_identity(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
+    sts.script(["denied", "denied"])
+    code, checks, _ = diagnose(config_for(write_config, sts.url, "127.0.0.1:5000"))
+    token = by_name(checks, "token")
+    assert (code, token["status"], token["exit_code"]) == (77, "failed", 77)
+    assert "AccessDeniedException" in token["detail"]
+    assert token["fix"].startswith(f"allow ecr:GetAuthorizationToken to arn:aws:iam::{DEFAULT_ACCOUNT}:user/standin")
+
+
+def test_no_region_off_ec2_fails_the_region_check(
+        sts: StandinECR, aws_env: dict[str, str], write_config: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    config = write_config(f"[defaults]\nendpoint_url = {sts.url}\n")  # the zero-config default registry
+    code, checks, _ = diagnose(config)
+    region = by_name(checks, "region")
+    assert region["status"] == "failed" and code == region["exit_code"] == 78
+    assert "--region" in region["fix"]
+    assert by_name(checks, "configuration")["detail"] == f"{config} parses: the caller's own default registry"
+    assert by_name(checks, "registry")["status"] == "skipped"
+
+
+def test_configuration_that_does_not_parse_skips_the_rest(aws_env: dict[str, str], write_config: Any) -> None:
+    code, checks, text = diagnose(write_config("[defaults]\nrefresh_margn = 1h\n"))
+    configuration = by_name(checks, "configuration")
+    assert (code, configuration["status"]) == (78, "failed")
+    assert "refresh_margn" in configuration["detail"] and "refresh_margin" in configuration["detail"]
+    assert {c["status"] for c in checks[1:]} == {"skipped"}
+    assert text.splitlines()[-1] == "1 check(s) failed"
+
+
+def test_broken_store_file_and_missing_credential_helper(
+        sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any) -> None:
+    docker = Path(aws_env["DOCKER_CONFIG"])
+    docker.mkdir()
+    (docker / "config.json").write_text("{not json")
+    config = config_for(write_config, sts.url, registry.address)
+    code, checks, _ = diagnose(config)
+    store = by_name(checks, "store")
+    assert (code, store["status"]) == (78, "failed") and "is not valid JSON" in store["detail"]
+    (docker / "config.json").write_text(json.dumps({"credsStore": "nosuchhelper"}))
+    code, checks, _ = diagnose(config, store="docker")
+    store = by_name(checks, "store docker")
+    assert (code, store["status"]) == (78, "failed")
+    assert "docker-credential-nosuchhelper" in store["detail"]
+    assert store["fix"].startswith("install docker-credential-nosuchhelper")
+    assert json.loads((docker / "config.json").read_text()) == {"credsStore": "nosuchhelper"}  # untouched
+
+
+def test_corrupt_state_is_reported(sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str],
+                                   write_config: Any) -> None:
+    state_dir = Path(aws_env["XDG_STATE_HOME"], "ecr-login")
+    state_dir.mkdir(parents=True)
+    (state_dir / "state.json").write_text("[1, 2")
+    code, checks, _ = diagnose(config_for(write_config, sts.url, registry.address))
+    state = by_name(checks, "state")
+    assert (code, state["status"]) == (78, "failed") and "corrupt" in state["detail"]
+    assert (state_dir / "state.json").read_text() == "[1, 2"  # doctor repairs nothing
+
+
+def test_the_timer_check_without_systemd_is_skipped_with_its_reason(aws_env: dict[str, str]) -> None:
+    out = io.StringIO()
+    doctor.run_doctor(ConfigError("x.conf:1: broken"), os.environ, out=out)
+    assert "skip  timer: systemd is not running here" in out.getvalue() or Path("/run/systemd/system").is_dir()
