@@ -13,6 +13,8 @@ import json
 import os
 import re
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,9 @@ from conftest import require_tool
 from local_registry import DOCKER_REGISTRY, LocalRegistry
 from standin_ecr import DEFAULT_ACCOUNT, PRIVATE_TARGET, STS_GET_CALLER_IDENTITY_TARGET, StandinECR
 
-from ecr_login_pkg import doctor
+from ecr_login_pkg import doctor, v2probe
 from ecr_login_pkg.config import Overrides, load
-from ecr_login_pkg.errors import ConfigError
+from ecr_login_pkg.errors import ConfigError, DeniedError, TemporaryError
 
 HOST = f"{DEFAULT_ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 ORDER = ["configuration", "credentials", "region", "token", "registry", "clock", "store", "state", "timer"]
@@ -232,3 +234,88 @@ def test_the_timer_check_without_systemd_is_skipped_with_its_reason(aws_env: dic
     out = io.StringIO()
     doctor.run_doctor(ConfigError("x.conf:1: broken"), os.environ, out=out)
     assert "skip  timer: systemd is not running here" in out.getvalue() or Path("/run/systemd/system").is_dir()
+
+
+# --- v2probe: docker login's handshake, without docker ------------------------------------
+
+
+class BearerRegistry:
+    """A loopback registry front that answers /v2/ with a Bearer challenge, as public.ecr.aws does,
+    and issues a token at its realm only for the right Basic credentials. Records each request."""
+
+    def __init__(self, password: str) -> None:
+        self.requests: list[str] = []
+        front = self
+        expected = "Basic " + base64.b64encode(f"AWS:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                authorization = self.headers.get("Authorization")
+                front.requests.append(f"{self.path} {'with' if authorization else 'without'} credentials")
+                if self.path == "/v2/":
+                    status, headers = 401, {"WWW-Authenticate": f'Bearer realm="{front.url}/token",service="bearer.test"'}
+                elif self.path.startswith("/token?"):
+                    status, headers = (200, {}) if authorization == expected else (401, {})
+                else:
+                    status, headers = 404, {}
+                body = b'{"token": "opaque"}' if status == 200 else b"{}"
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def __enter__(self) -> BearerRegistry:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_probe_follows_a_bearer_challenge_to_its_realm() -> None:
+    with BearerRegistry("right") as front:
+        assert "bearer authentication" in v2probe.check_login(front.address, "AWS", "right", timeout=5)
+        with pytest.raises(DeniedError, match=rf"{front.address} refused the login \(HTTP 401 from {front.url}/token\)"):
+            v2probe.check_login(front.address, "AWS", "wrong", timeout=5)
+    # HTTPS first (refused: plain HTTP here), then HTTP as docker does for loopback; the token request carries
+    # the credentials, the first /v2/ does not
+    assert front.requests[:2] == ["/v2/ without credentials", "/token?account=AWS&service=bearer.test with credentials"]
+
+
+def test_probe_uses_the_proxy_for_remote_registries_and_never_for_loopback(
+        registry: LocalRegistry, token_password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_credentials import ForwardingProxy, clear_proxy_variables
+
+    clear_proxy_variables(monkeypatch)
+    with ForwardingProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        assert "basic authentication" in v2probe.check_login(registry.address, "AWS", token_password, timeout=5)
+        assert proxy.requests == []  # Go's client (docker's) never proxies loopback
+        with pytest.raises(TemporaryError, match=r"registry\.example\.com: no answer from the registry"):
+            v2probe.check_login("registry.example.com", "AWS", token_password, timeout=5)
+        assert proxy.requests == ["CONNECT registry.example.com:443"]  # the proxy refused to tunnel (403)
+
+
+def test_probe_says_what_answered_when_it_is_not_a_registry(ecr: StandinECR) -> None:
+    with pytest.raises(ConfigError, match=r"answered HTTP 404, not what a registry answers"):
+        v2probe.check_login(f"127.0.0.1:{ecr.port}", "AWS", "x", timeout=5)
