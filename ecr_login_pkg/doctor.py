@@ -13,12 +13,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TextIO
+from typing import Any
 
 from . import __version__, paths
 from .config import DEFAULT_CONFIG, Settings, Target, env_endpoint
@@ -81,9 +80,8 @@ class _Report:
         return most_severe(codes) if codes else EX_OK
 
 
-def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_json: bool = False,
-               out: TextIO | None = None) -> int:
-    """Run every check, print the report, return 0 when all passed, else the most severe code.
+def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_json: bool = False) -> tuple[int, str]:
+    """Run every check; return the exit code (0 when all passed, else the most severe) and the report.
 
     ``loaded`` is the settings, or the error loading them raised (then the configuration
     check fails with it and the checks that need settings are skipped).
@@ -96,8 +94,7 @@ def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_
     else:
         _diagnose(loaded, environ, report)
     _check_timer(report)
-    _print(report, as_json, out or sys.stdout)
-    return report.exit_code
+    return report.exit_code, _render(report, as_json)
 
 
 def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
@@ -419,16 +416,17 @@ def _check_timer(report: _Report) -> None:
     report.ok("timer", f"{TIMER} enabled; next run {next_run}")
 
 
-def _print(report: _Report, as_json: bool, out: TextIO) -> None:
+def _render(report: _Report, as_json: bool) -> str:
     if as_json:
-        json.dump({"checks": [asdict(check) for check in report.checks], "exit_code": report.exit_code}, out, indent=2)
-        out.write("\n")
-        return
+        return json.dumps({"checks": [asdict(check) for check in report.checks], "exit_code": report.exit_code},
+                          indent=2) + "\n"
     labels = {"ok": "ok  ", "failed": "FAIL", "skipped": "skip"}
+    lines = []
     for check in report.checks:
         line = f"{labels[check.status]}  {check.check}: {check.detail}"
         if check.fix:
             line += f"; fix: {check.fix}"
-        out.write(line.replace("\n", " ") + "\n")
+        lines.append(line.replace("\n", " "))
     failed = sum(check.status == "failed" for check in report.checks)
-    out.write(f"{failed} check(s) failed\n" if failed else "all checks passed\n")
+    lines.append(f"{failed} check(s) failed" if failed else "all checks passed")
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,6 @@ costs no interpreter start; the command line itself is exercised in test_cli.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -48,14 +47,14 @@ def diagnose(config: str | None = None, text_too: bool = True, **overrides: Any)
         loaded: Any = load(Overrides(config_path=config, **overrides), os.environ)
     except ConfigError as exc:
         loaded = exc
-    out = io.StringIO()
-    code = doctor.run_doctor(loaded, os.environ, as_json=True, out=out)
-    report = json.loads(out.getvalue())
+    code, out = doctor.run_doctor(loaded, os.environ, as_json=True)
+    report = json.loads(out)
     assert report["exit_code"] == code
-    text = io.StringIO()
+    text = ""
     if text_too:
-        assert doctor.run_doctor(loaded, os.environ, as_json=False, out=text) == code
-    return code, report["checks"], text.getvalue()
+        text_code, text = doctor.run_doctor(loaded, os.environ, as_json=False)
+        assert text_code == code
+    return code, report["checks"], text
 
 
 def by_name(checks: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
@@ -231,9 +230,9 @@ def test_corrupt_state_is_reported(sts: StandinECR, registry: LocalRegistry, aws
 
 
 def test_the_timer_check_without_systemd_is_skipped_with_its_reason(aws_env: dict[str, str]) -> None:
-    out = io.StringIO()
-    doctor.run_doctor(ConfigError("x.conf:1: broken"), os.environ, out=out)
-    assert "skip  timer: systemd is not running here" in out.getvalue() or Path("/run/systemd/system").is_dir()
+    code, out = doctor.run_doctor(ConfigError("x.conf:1: broken"), os.environ)
+    assert code == 78 and out.startswith("FAIL  configuration: x.conf:1: broken; fix: ")
+    assert "skip  timer: systemd is not running here" in out or Path("/run/systemd/system").is_dir()
 
 
 # --- v2probe: docker login's handshake, without docker ------------------------------------
