@@ -2,32 +2,50 @@
 # demo/demo.sh — what `make demo` runs: ecr-login on a real systemd, end to end.
 #
 #  1. builds the .deb (make deb);
-#  2. starts, on this host's loopback, a stand-in ECR API (tests/standin_ecr.py)
+#  2. starts, on this host's loopback, a stand-in ECR API (tests/standin_ecr.py,
+#     through demo/standin.py, which keeps a count of the calls it answered)
 #     and a docker-registry with htpasswd auth, both knowing one random
 #     password (kept in a file, never on a command line), and pushes a tiny
 #     image into the registry;
 #  3. boots a pristine Debian 12 with systemd-nspawn (tests/guest.py; the
-#     debootstrap tarball is built once, about 80 s, then cached);
+#     debootstrap tarball is built once, about 80 s, then cached in
+#     /var/cache/ecr-login-tests) with the docker CLI in it (see below);
 #  4. in the guest: apt-get install ./ecr-login_*.deb, write
-#     /etc/default/ecr-login (stand-in credentials, region, endpoint), start
-#     ecr-login.service, and show `systemctl list-timers`, `journalctl -u
-#     ecr-login`, `ecr-login status` as the ecr-login user, and a `skopeo copy`
-#     (a pull) as the ecr-login user with the login the service stored.
+#     /etc/default/ecr-login (stand-in credentials, region, endpoint), then
+#     - waits for the run ecr-login.timer starts (its first tick, 2 min after
+#       boot) and shows `systemctl list-timers` with its LAST time and the
+#       journal of that run: one GetAuthorizationToken call;
+#     - starts a second run with nothing due: the stand-in's call count is
+#       the same before and after;
+#     - shows `ecr-login status` as the ecr-login user, the docker CLI reading
+#       the login ecr-login stored (`docker manifest inspect`) and a pull with
+#       skopeo.
+#
+# The docker CLI in the guest: Debian 12 ships it only in docker.io, together
+# with the daemon (and containerd, runc). When this host has a statically
+# linked docker CLI (docker's own static build, as on the test machines), it is
+# bound read-only into the guest at /usr/local/bin/docker: no daemon, nothing
+# downloaded. Otherwise docker.io is installed in the guest with its daemons
+# masked (the demo needs the client only: login and manifest, no containers).
+# DEMO_DOCKER=host or DEMO_DOCKER=docker.io picks one.
 #
 # The stand-in answers with proxyEndpoint = the local registry, so the
 # zero-config default registry ("your own account's registry") is the local
-# one. Everything is removed on exit (guest, servers, temp files).
+# one. Everything is removed on exit (guest, servers, temp files); the cached
+# tarball stays (README: "Clean up").
 #
 # Needs root, systemd-container, debootstrap, docker-registry, apache2-utils,
 # skopeo, zstd and the Debian build tools (.ci/setup.sh installs them).
-# Environment: PYTHON (default python3), KEEP_GUEST=1 keeps the guest running
-# until Enter is pressed, to look around (nsenter -t PID1 -a bash).
+# Environment: PYTHON (default python3; make demo passes the project's .venv),
+# KEEP_GUEST=1 keeps the guest running until Enter is pressed, to look around
+# (nsenter -t PID1 -a bash).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 PYTHON="${PYTHON:-python3}"
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+GUEST_DOCKER=/usr/local/bin/docker
 
 bold() { if [[ -t 1 ]]; then printf '\n\033[1m== %s\033[0m\n' "$*"; else printf '\n== %s\n' "$*"; fi; }
 note() { printf '   %s\n' "$*"; }
@@ -37,6 +55,30 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 for tool in make systemd-nspawn debootstrap nsenter docker-registry htpasswd skopeo "$PYTHON"; do
     command -v "$tool" >/dev/null || die "$tool is missing (run .ci/setup.sh, or apt-get install systemd-container debootstrap docker-registry apache2-utils skopeo zstd)"
 done
+
+# Where the guest's docker CLI comes from (see the header).
+is_static_elf() {  # is_static_elf PATH: a 64-bit ELF without a program interpreter (runs in any root)
+    "$PYTHON" - "$1" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read(1 << 16)
+if data[:6] != b"\x7fELF\x02\x01":
+    sys.exit(1)
+phoff, phentsize, phnum = int.from_bytes(data[0x20:0x28], "little"), int.from_bytes(data[0x36:0x38], "little"), int.from_bytes(data[0x38:0x3A], "little")
+for i in range(phnum):
+    if int.from_bytes(data[phoff + i * phentsize:phoff + i * phentsize + 4], "little") == 3:  # PT_INTERP
+        sys.exit(1)
+EOF
+}
+host_docker="$(command -v docker || true)"
+docker_from="${DEMO_DOCKER:-}"
+if [[ -z $docker_from ]]; then
+    if [[ -n $host_docker ]] && is_static_elf "$host_docker"; then docker_from=host; else docker_from=docker.io; fi
+fi
+case $docker_from in
+    host) [[ -n $host_docker ]] && is_static_elf "$host_docker" || die "DEMO_DOCKER=host needs a statically linked docker CLI on PATH" ;;
+    docker.io) ;;
+    *) die "DEMO_DOCKER is host or docker.io, not $docker_from" ;;
+esac
 
 work="$(mktemp -d /var/tmp/ecr-login-demo.XXXXXX)"
 pids=()        # host processes this script started
@@ -109,11 +151,22 @@ wait_http "http://$registry/v2/" "${pids[-1]}" || { cat "$work/registry/log"; di
 note "registry:  http://$registry (htpasswd user AWS, password in $work/password)"
 
 ecr_port="$(free_port)"
-"$PYTHON" tests/standin_ecr.py --port "$ecr_port" --password-file "$work/password" \
-    --proxy-endpoint "http://$registry" >"$work/standin.log" 2>&1 &
+calls_file="$work/ecr-calls.json"
+"$PYTHON" demo/standin.py --port "$ecr_port" --password-file "$work/password" \
+    --proxy-endpoint "http://$registry" --calls-file "$calls_file" >"$work/standin.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$ecr_port/" "${pids[-1]}" || { cat "$work/standin.log"; die "the stand-in ECR API did not start"; }
 note "ECR API:   http://127.0.0.1:$ecr_port (stand-in; its default registry is the one above)"
+
+ecr_calls() {  # ecr_calls: "N (GetAuthorizationToken: n, ...)", the calls the stand-in has answered
+    sleep 0.3  # the count file follows the stand-in within 0.05 s
+    "$PYTHON" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+ops = ", ".join(f"{k}: {v}" for k, v in sorted(d["operations"].items()))
+print(d["count"], f"({ops})" if ops else "")' "$calls_file"
+}
+note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
 
 # A tiny image to pull later, pushed with a login from an auth file.
 "$PYTHON" - "$work" "$registry" <<'EOF'
@@ -131,9 +184,13 @@ note "pushed:    $registry/demo/hello:v1"
 
 # --- 3. the guest ------------------------------------------------------------------
 bold "3. Boot a pristine Debian 12 guest (systemd-nspawn --boot)"
-note "(the first run debootstraps the pristine image, about 80 s; later runs reuse it)"
+note "(the first run debootstraps the pristine image, about 80 s, cached in /var/cache/ecr-login-tests; later runs reuse it)"
 "$PYTHON" tests/guest.py tarball >/dev/null
-"$PYTHON" tests/guest.py serve --bind-ro "$work/srv:/srv" --ready-file "$work/guest.json" >"$work/guest.log" 2>&1 &
+binds=(--bind-ro "$work/srv:/srv")
+if [[ $docker_from == host ]]; then
+    binds+=(--bind-ro "$(readlink -f "$host_docker"):$GUEST_DOCKER")
+fi
+"$PYTHON" tests/guest.py serve "${binds[@]}" --ready-file "$work/guest.json" >"$work/guest.log" 2>&1 &
 keeper=$!
 for ((i = 0; i < 600; i++)); do
     [[ -s $work/guest.json ]] && break
@@ -164,13 +221,37 @@ show_as() {  # show_as USER COMMAND...
     printf '\n%s@%s$ %s\n' "$user" "$prompt_host" "$*"
     as_user "$user" "$@"
 }
+unit_property() {  # unit_property UNIT PROPERTY: its value in the guest
+    guest systemctl show -p "$2" --value "$1"
+}
 
 prompt_host="$(guest hostname)"
 prompt="root@$prompt_host"
 
-# --- 4. install, configure, run ------------------------------------------------------
-bold "4. Install the package with apt"
-show apt-get -q update >/dev/null
+# --- 4. the docker CLI, then the package ----------------------------------------------
+bold "4. The docker CLI in the guest, then the package with apt"
+printf '\n%s# apt-get -q update\n' "$prompt"
+guest apt-get -q update >/dev/null
+if [[ $docker_from == host ]]; then
+    note "Debian 12 has the docker CLI only in docker.io, which brings the daemon, containerd and runc too."
+    note "This host's docker CLI is a static binary: it is bound read-only into the guest at $GUEST_DOCKER"
+    note "(no daemon; ecr-login's docker store needs the client only)."
+else
+    note "Debian 12 has the docker CLI only in docker.io, which brings the daemon, containerd and runc too"
+    note "(and this host has no static docker CLI to lend the guest): docker.io is installed with its"
+    note "daemons kept stopped and masked; ecr-login's docker store needs the client only."
+    printf '\n%s# apt-get install -y --no-install-recommends docker.io   (daemons masked)\n' "$prompt"
+    # No service starts inside dpkg (policy-rc.d, as in image builds), then masked for good.
+    guest sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+    guest env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io \
+        >"$work/docker-io.log" 2>&1 || { tail -30 "$work/docker-io.log"; die "installing docker.io in the guest failed"; }
+    guest rm -f /usr/sbin/policy-rc.d
+    show systemctl mask --now docker.service docker.socket containerd.service
+fi
+show docker --version
+printf '\n%s# systemctl is-active docker.service containerd.service\n' "$prompt"
+guest systemctl is-active docker.service containerd.service || true
+
 printf '\n%s# apt-get install -y --no-install-recommends /srv/%s\n' "$prompt" "$(basename "$deb")"
 guest env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/srv/$(basename "$deb")" \
     2>&1 | grep -E '^(Setting up|Created symlink|Unpacking) ' || true
@@ -188,22 +269,66 @@ AWS_REGION=us-east-1
 AWS_ENDPOINT_URL_ECR=http://127.0.0.1:$ecr_port
 EOF
 guest sed -e 's/^\(AWS_SECRET_ACCESS_KEY=\).*/\1********/' /etc/default/ecr-login | sed 's/^/   /'
+note "(/etc/ecr-login/ecr-login.conf as installed names no registry: the caller's own account's registry, in"
+note " the docker store, the default since the docker CLI is installed)"
 
-bold "6. Run the service"
+# --- 6. the run the timer starts ---------------------------------------------------------
+bold "6. The first run, started by ecr-login.timer"
+note "The package started the timer at install; its first tick is 2 min after boot (OnBootSec=2min)."
+note "Its per-host random offset (RandomizedDelaySec=5min, spreading a fleet's calls) would add up to"
+note "5 min of waiting here: a drop-in sets it to 0 for the demo, as README says to change the schedule."
+guest mkdir -p /etc/systemd/system/ecr-login.timer.d
+guest sh -c 'cat > /etc/systemd/system/ecr-login.timer.d/demo.conf' <<'EOF'
+[Timer]
+RandomizedDelaySec=0
+AccuracySec=1s
+EOF
+show cat /etc/systemd/system/ecr-login.timer.d/demo.conf
+guest systemctl daemon-reload
+show systemctl list-timers --no-pager ecr-login.timer
+triggered_before="$(unit_property ecr-login.timer LastTriggerUSec)"
+note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
+printf '\n   waiting for the tick (no systemctl start from here) '
+for ((i = 0; i < 600; i++)); do   # at most 5 min: the tick is due about 2 min after boot
+    if [[ $(unit_property ecr-login.timer LastTriggerUSec) != "$triggered_before" ]] \
+        && [[ $(unit_property ecr-login.service ActiveState) != activating ]]; then
+        break
+    fi
+    ((i % 20)) || printf '.'
+    sleep 0.5
+done
+echo
+[[ $(unit_property ecr-login.timer LastTriggerUSec) != "$triggered_before" ]] || die "ecr-login.timer did not fire within 5 minutes"
+show systemctl list-timers --no-pager ecr-login.timer
+show systemctl show -p LastTriggerUSec ecr-login.timer
+show systemctl show -p ExecMainStartTimestamp -p Result -p ExecMainStatus ecr-login.service
+show journalctl --no-pager -b -u ecr-login
+note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
+
+# --- 7. a run with nothing due --------------------------------------------------------------
+bold "7. A second run, with nothing due: no AWS call"
+before="$(ecr_calls)"
+note "calls before: $before"
 show systemctl start ecr-login.service
 show systemctl show -p Result -p ExecMainStatus ecr-login.service
-show systemctl list-timers --no-pager ecr-login.timer
-show journalctl --no-pager -b -u ecr-login
+show journalctl --no-pager -b -u ecr-login -n 3
+after="$(ecr_calls)"
+note "calls after:  $after"
+[[ $before == "$after" ]] || die "the run with nothing due called the stand-in ECR API"
+note "(unchanged: the run read two small files and exited, no boto3 import, no connection)"
 if guest journalctl -b -o export | grep -qF -f "$work/password"; then
     die "the registry password appears in the guest's journal"
 fi
 note "(the registry password does not appear anywhere in the guest's journal)"
 
-bold "7. The stored login, as the ecr-login user"
+# --- 8. the stored login, used -------------------------------------------------------------
+bold "8. The stored login, as the ecr-login user: status, the docker CLI, a pull"
 show ls -l /var/lib/ecr-login/.docker/config.json
 rc=0
 show_as ecr-login ecr-login status || rc=$?
 note "(exit status $rc)"
+# docker's client talks to the registry itself here (no daemon), with the login from config.json.
+show_as ecr-login docker manifest inspect --insecure "$registry/demo/hello:v1"
 guest install -d -o ecr-login -g ecr-login -m 0700 /tmp/pull
 show_as ecr-login skopeo copy --src-tls-verify=false --authfile /var/lib/ecr-login/.docker/config.json \
     "docker://$registry/demo/hello:v1" oci:/tmp/pull/hello:v1

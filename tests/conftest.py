@@ -43,6 +43,34 @@ def require_tool(name_or_path: str) -> str:
     return found
 
 
+# --- Leftovers ---------------------------------------------------------------
+# Scratch folders under /var/tmp (guests, piuparts) are made by the tests that need
+# them; the empty ones this run created are removed at its end, so a test run leaves
+# /var/tmp as it found it. Never a folder with content, nor one that was there before.
+
+_VAR_TMP = Path("/var/tmp")
+_var_tmp_before: set[str] = set()
+
+
+def _our_scratch_folders() -> set[str]:
+    try:
+        return {name for name in os.listdir(_VAR_TMP) if name.startswith("ecr-login")}
+    except OSError:
+        return set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _var_tmp_before.update(_our_scratch_folders())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for name in sorted(_our_scratch_folders() - _var_tmp_before):
+        try:
+            (_VAR_TMP / name).rmdir()  # only when empty
+        except OSError:
+            pass
+
+
 # --- Stand-in AWS, local registry and isolated environment -----------------
 # (tests/standin_ecr.py, tests/local_registry.py; see test_standin.py)
 

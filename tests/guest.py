@@ -135,6 +135,23 @@ def guests_dir() -> Path:
     return Path(os.environ.get("ECR_LOGIN_GUEST_DIR", "/var/tmp/ecr-login-guests"))
 
 
+def _make_workdir(workdir: Path) -> None:
+    """Create a guest's directory (and :func:`guests_dir`, which the last guest to stop removes)."""
+    for _ in range(5):
+        try:
+            workdir.mkdir(parents=True)
+            return
+        except FileNotFoundError:  # the parent was just removed by a guest that stopped: again
+            continue
+    workdir.mkdir(parents=True)
+
+
+def _remove_guests_dir_if_empty() -> None:
+    """Leave no empty folder under /var/tmp once the last guest is gone (only an empty one is removed)."""
+    with contextlib.suppress(OSError):
+        guests_dir().rmdir()
+
+
 def missing_tools() -> list[str]:
     """What this module needs and the host lacks (empty when all is there)."""
     needed = ["systemd-nspawn", "debootstrap", "nsenter", "tar"]
@@ -480,6 +497,7 @@ def cleanup_leftovers(verbose: bool = True) -> list[str]:
         shutil.rmtree(_propagate_dir(workdir.name), ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
         cleaned.append(workdir.name)
+    _remove_guests_dir_if_empty()
     if cleaned and verbose:
         print(f"guest: removed leftovers of killed runs: {', '.join(cleaned)}", file=sys.stderr)
     return cleaned
@@ -560,7 +578,7 @@ class Guest:
             raise GuestError("guest already started")
         cleanup_leftovers()
         tarball = self._tarball or pristine_tarball()
-        self.workdir.mkdir(parents=True)
+        _make_workdir(self.workdir)
         self._write_record()
         started = time.monotonic()
         self.root.mkdir()
@@ -685,6 +703,7 @@ class Guest:
                 print(f"guest {self.name}: root kept at {self.workdir.with_name('kept-' + self.name)}", file=sys.stderr)
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
+        _remove_guests_dir_if_empty()
 
     def _write_record(self) -> None:
         owner = os.getpid()
@@ -701,83 +720,6 @@ class Guest:
         partial = self.workdir / "record.json.new"
         partial.write_text(json.dumps(record, indent=1))
         os.replace(partial, self.workdir / "record.json")
-
-    # -- reboots and image builds --------------------------------------------
-
-    def power_off(self, timeout: float = 30.0) -> None:
-        """Shut the guest down cleanly (SIGTERM: poweroff) and keep its root tree.
-
-        For a reboot (:meth:`boot`) or for work on the tree with no systemd
-        running (:meth:`run_unbooted`).
-        """
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process = process
-                raise GuestError(f"the guest did not power off within {timeout:.0f} s:\n{self.console_text()}") from None
-        self.pid1 = None
-        for cgroup in self._cgroups:
-            _remove_cgroup(cgroup)
-        self._cgroups = []
-        shutil.rmtree(_propagate_dir(self.name), ignore_errors=True)
-        self._write_record()
-
-    def boot(self) -> None:
-        """Boot the powered-off root tree again (a reboot: same disk, fresh /run)."""
-        if self.running:
-            raise GuestError("guest is running: power_off() first")
-        self.state = None
-        self.failed_units = []
-        self._boot()
-
-    def run_unbooted(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 600.0,
-    ) -> Result:
-        """Run a command in the powered-off root tree with no systemd running.
-
-        As an image build or a chroot does (``systemd-nspawn`` without
-        ``--boot``): maintainer scripts see no ``/run/systemd/system``. The
-        binds of the guest apply; the host network is shared.
-        """
-        if self.running:
-            raise GuestError("guest is running: power_off() first")
-        cgroups = _make_cgroups(self.name)
-        cgroup_procs = [str(path / "cgroup.procs") for path in cgroups]
-
-        def enter_cgroups() -> None:  # runs in the child between fork and exec
-            for procs in cgroup_procs:
-                with open(procs, "w") as handle:
-                    handle.write("0")
-
-        command = [arg for arg in self._nspawn_command() if arg not in ("--boot", "--console=pipe")]
-        command += ["--as-pid2", "--console=pipe"]
-        variables = {"PATH": GUEST_PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
-        command += [f"--setenv={key}={value}" for key, value in variables.items()]
-        try:
-            completed = subprocess.run(
-                [*command, *argv],
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                preexec_fn=enter_cgroups,  # no threads run in this process around the fork
-                check=False,
-            )
-        finally:
-            for cgroup in cgroups:
-                _remove_cgroup(cgroup)
-        if completed.returncode != 0:
-            raise GuestCommandError(completed.returncode, list(argv), completed.stdout, completed.stderr)
-        return Result(list(argv), completed.returncode, completed.stdout, completed.stderr)
 
     # -- using it ------------------------------------------------------------
 
@@ -969,10 +911,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("smoke", help="build or reuse the tarball, boot a guest once, stop it (default)")
     commands.add_parser("tarball", help="build or reuse the pristine tarball; print its path")
     commands.add_parser("cleanup", help="remove guests left behind by killed runs")
+    commands.add_parser("cache-dir", help="print where the pristine tarballs are cached (make distclean removes it)")
     serve = commands.add_parser("serve", help="boot a guest and keep it until SIGTERM/SIGINT")
     serve.add_argument("--bind-ro", action="append", default=[], metavar="HOST:GUEST", help="bind a host path read-only")
     serve.add_argument("--ready-file", required=True, help="JSON with name, pid1, state is written here once booted")
     args = parser.parse_args(argv)
+    if args.command == "cache-dir":
+        print(cache_dir())
+        return 0
     reasons = unsupported_reasons()
     if reasons:
         print("; ".join(reasons), file=sys.stderr)
