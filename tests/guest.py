@@ -721,6 +721,83 @@ class Guest:
         partial.write_text(json.dumps(record, indent=1))
         os.replace(partial, self.workdir / "record.json")
 
+    # -- reboots and image builds --------------------------------------------
+
+    def power_off(self, timeout: float = 30.0) -> None:
+        """Shut the guest down cleanly (SIGTERM: poweroff) and keep its root tree.
+
+        For a reboot (:meth:`boot`) or for work on the tree with no systemd
+        running (:meth:`run_unbooted`).
+        """
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process = process
+                raise GuestError(f"the guest did not power off within {timeout:.0f} s:\n{self.console_text()}") from None
+        self.pid1 = None
+        for cgroup in self._cgroups:
+            _remove_cgroup(cgroup)
+        self._cgroups = []
+        shutil.rmtree(_propagate_dir(self.name), ignore_errors=True)
+        self._write_record()
+
+    def boot(self) -> None:
+        """Boot the powered-off root tree again (a reboot: same disk, fresh /run)."""
+        if self.running:
+            raise GuestError("guest is running: power_off() first")
+        self.state = None
+        self.failed_units = []
+        self._boot()
+
+    def run_unbooted(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600.0,
+    ) -> Result:
+        """Run a command in the powered-off root tree with no systemd running.
+
+        As an image build or a chroot does (``systemd-nspawn`` without
+        ``--boot``): maintainer scripts see no ``/run/systemd/system``. The
+        binds of the guest apply; the host network is shared.
+        """
+        if self.running:
+            raise GuestError("guest is running: power_off() first")
+        cgroups = _make_cgroups(self.name)
+        cgroup_procs = [str(path / "cgroup.procs") for path in cgroups]
+
+        def enter_cgroups() -> None:  # runs in the child between fork and exec
+            for procs in cgroup_procs:
+                with open(procs, "w") as handle:
+                    handle.write("0")
+
+        command = [arg for arg in self._nspawn_command() if arg not in ("--boot", "--console=pipe")]
+        command += ["--as-pid2", "--console=pipe"]
+        variables = {"PATH": GUEST_PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
+        command += [f"--setenv={key}={value}" for key, value in variables.items()]
+        try:
+            completed = subprocess.run(
+                [*command, *argv],
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                preexec_fn=enter_cgroups,  # no threads run in this process around the fork
+                check=False,
+            )
+        finally:
+            for cgroup in cgroups:
+                _remove_cgroup(cgroup)
+        if completed.returncode != 0:
+            raise GuestCommandError(completed.returncode, list(argv), completed.stdout, completed.stderr)
+        return Result(list(argv), completed.returncode, completed.stdout, completed.stderr)
+
     # -- using it ------------------------------------------------------------
 
     @property
