@@ -187,3 +187,24 @@ def test_login_at_boot_before_the_agent(
         guest.stop()
     _print_timing(capsys, step.report("login at boot") + f"\n  {step_one}\n  {step_two}")
     step.check_soft()
+
+
+# --- the provisioning example (docs/cloud-init-runner.yaml) ------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "cloud-init-runner.yaml"
+
+
+def test_cloud_init_example_passes_the_schema(tmp_path: Path) -> None:
+    """cloud-init's own schema check accepts the user-data README shows."""
+    import subprocess
+
+    from conftest import require_tool
+
+    cloud_init = require_tool("cloud-init")
+    done = subprocess.run([cloud_init, "schema", "--config-file", str(EXAMPLE)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "Valid cloud-config" in done.stdout, done
+    # The check really checks the modules' keys: a value of the wrong type is refused.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("    defer: true", "    defer: later", 1))
+    refused = subprocess.run([cloud_init, "schema", "--config-file", str(broken)], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "defer" in refused.stderr + refused.stdout, refused
