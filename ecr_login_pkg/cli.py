@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from typing import NoReturn
 
 from . import __version__
 from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
-from .errors import EX_OK, EcrLoginError, UsageError
+from .errors import EcrLoginError, UsageError
 from .logs import DEBUG, INFO, WARNING, Log, redact, register_environment_secrets
-from .plainargs import COMMAND_VALUES, COMMANDS, COMMON_VALUES
-from .plainargs import read as read_plain_arguments
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import argparse
-    from types import SimpleNamespace
-    from typing import NoReturn
-
-# Options that take a value, for placing the command first (one table for both readers).
-VALUE_OPTIONS = set(COMMON_VALUES).union(*COMMAND_VALUES.values())
+COMMANDS = ("login", "status", "logout")
+# The options that take a value (so the word after them is no command); tests/test_cli.py
+# checks this against the parser.
+VALUE_OPTIONS = {"--config", "--region", "--profile", "--endpoint-url", "--store", "--metrics-file"}
 EX_SOFTWARE = 70
+EX_OUTPUT = 120  # what Python itself exits with when stdout cannot be flushed
 
 EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
 (network, throttling, 5xx, lock held: retried on the next run), 77 denied by AWS
@@ -40,14 +37,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"ecr-login {__version__}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error reported like every other error (one line, exit 64)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # Imported here: plain command lines (the timer's) are read by plainargs, without argparse's cost.
-    import argparse
-
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{message} (see '{self.prog} --help')")
-
     parser = _Parser(
         prog="ecr-login",
         description="Keep Amazon ECR registry logins fresh for docker, podman, skopeo and helm.",
@@ -97,14 +94,11 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; return its exit code. Output goes through ``_write``."""
     register_environment_secrets(os.environ)
     log = Log()
     try:
-        command_line = with_default_command(args_list)
-        args: argparse.Namespace | SimpleNamespace | None = read_plain_arguments(command_line)
-        if args is None:
-            args = build_parser().parse_args(command_line)
+        args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
         log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
         overrides = Overrides(
             config_path=args.config,
@@ -119,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from .status import show
 
-            return show(settings, os.environ, args.json)
+            code, report = show(settings, os.environ, args.json)
+            return _write(report, code, log)
         if args.command == "logout":
             from .logout import run_logout
 
@@ -138,31 +133,24 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ECR_LOGIN_DEBUG"):
             raise
         return EX_SOFTWARE
-    return EX_OK
+
+
+def _write(report: str, code: int, log: Log) -> int:
+    """Write a command's report to stdout, and fail as Python would (120) when it cannot be:
+    a ``status --json`` lost to a full disk must not pass for a report of any kind."""
+    if sys.stdout is None:  # started with stdout closed
+        log.error("cannot write the output: standard output is closed")
+        return EX_OUTPUT
+    try:
+        sys.stdout.write(report)
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.error(f"cannot write the output: {reason}")
+        return EX_OUTPUT
+    return code
 
 
 def run() -> NoReturn:
-    """The program's entry point: ``main()``, then an exit that skips tearing the interpreter down.
-
-    After a forced run, the normal exit frees botocore's 400 modules and ~15,000 objects
-    one by one: 40-60 ms, a sixth of the run, that the kernel does at once when the
-    process ends. By then every file is written and closed, every lock released and
-    every worker thread joined (main returns only after that); what remains is to flush
-    stdout and stderr, and to fail as Python would (exit 120) when stdout could not be
-    written, e.g. ``status --json`` into a full disk. ``--help``, ``--version`` and
-    argparse errors leave through SystemExit as usual.
-    """
-    code = main()
-    try:
-        if sys.stdout is not None:
-            sys.stdout.flush()
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        Log().error(f"cannot write the output: {reason}")
-        code = code or 120
-    try:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-    except (OSError, ValueError):  # nowhere left to say anything
-        pass
-    os._exit(code)
+    """The program's entry point (``/usr/bin/ecr-login``, ``python -m ecr_login_pkg``)."""
+    sys.exit(main())

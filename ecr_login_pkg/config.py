@@ -6,13 +6,16 @@ and a fix, so nothing downstream ever sees a half-valid configuration.
 
 from __future__ import annotations
 
+import configparser
+import difflib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
-from . import ini, paths
+from . import paths
+from .awsconfig import profile_region
 from .errors import ConfigError, UsageError
-from .records import record, replace
 from .registry import Registry, host_for, is_login_address, parse_host, validate_account, validate_region
 
 DEFAULT_CONFIG = "/etc/ecr-login/ecr-login.conf"
@@ -28,7 +31,7 @@ DEFAULTS_KEYS = {
 REGISTRY_KEYS = {"host", "account", "region", "profile", "role_arn", "endpoint_url", "stores", "store_as", "token_source"}
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Target:
     """One registry to keep logged in, with everything needed to fetch and store its login.
 
@@ -51,7 +54,7 @@ class Target:
         return self.registry is not None and self.registry.public
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Settings:
     config_path: str | None
     state_dir: str
@@ -63,7 +66,7 @@ class Settings:
     targets: tuple[Target, ...] = ()
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Overrides:
     """What the command line says; None means 'not given'."""
 
@@ -77,20 +80,17 @@ class Overrides:
 
 
 class _Source:
-    """Turns (section, key) into 'FILE:LINE: [section] key' for error messages."""
+    """The parsed file, and how to name a place in it in an error message."""
 
-    def __init__(self, path: str, sections: dict[str, ini.Section]) -> None:
+    def __init__(self, path: str, parser: configparser.ConfigParser | None) -> None:
         self.path = path
-        self.sections = sections
-
-    def where(self, section: str, key: str | None = None) -> str:
-        found = self.sections.get(section)
-        line = (found.lines.get(key, found.line) if key else found.line) if found else 0
-        place = f"{self.path}:{line}" if line else self.path
-        return f"{place}: [{section}] {key}" if key else f"{place}: [{section}]"
+        self.sections: dict[str, dict[str, str]] = (
+            {name: dict(parser[name]) for name in parser.sections()} if parser else {}
+        )
 
     def fail(self, section: str, key: str | None, problem: str) -> ConfigError:
-        return ConfigError(f"{self.where(section, key)}: {problem}")
+        where = f"[{section}] {key}" if key else f"[{section}]"
+        return ConfigError(f"{self.path}: {where}: {problem}")
 
 
 def parse_duration(text: str) -> float:
@@ -106,15 +106,13 @@ def parse_duration(text: str) -> float:
 
 
 def _hint(key: str, known: set[str], what: str = "keys") -> str:
-    import difflib
-
     close = difflib.get_close_matches(key, sorted(known), n=1)
     return f"did you mean '{close[0]}'?" if close else f"known {what}: {', '.join(sorted(known))}"
 
 
 def _read_file(path: str, explicit: bool) -> str | None:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte order mark some editors write
             return handle.read()
     except FileNotFoundError:
         if explicit:
@@ -130,11 +128,27 @@ def _read_file(path: str, explicit: bool) -> str | None:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
 
 
-def _parse_ini(path: str, text: str) -> dict[str, ini.Section]:
+def _parse(path: str, text: str) -> configparser.ConfigParser:
+    """configparser, strict: a section or key given twice is an error, not a silent override.
+
+    No ``[DEFAULT]`` magic (``default_section`` is a name no header can have): every
+    section stands alone, and ``[defaults]`` is read as ecr-login's own section.
+    """
+    parser = configparser.ConfigParser(
+        strict=True, interpolation=None, empty_lines_in_values=False, default_section="\n"
+    )
     try:
-        return ini.parse(text)
-    except ini.IniError as exc:
-        raise ConfigError(f"{path}:{exc.line}: {exc.problem}") from None
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: a key appears before any [section] (start with [defaults])") from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] appears twice (merge the two sections)") from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: [{exc.section}] {exc.option} is set twice (keep one)") from None
+    except configparser.ParsingError as exc:
+        line = exc.errors[0][0] if exc.errors else 0
+        raise ConfigError(f"{path}:{line}: not 'key = value' or '[section]' syntax") from None
+    return parser
 
 
 def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
@@ -152,33 +166,19 @@ def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
 _URL_RE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(/\S*)?")
 
 
-def _endpoint(source: _Source | None, section: str, value: str) -> str:
+def _check_url(value: str) -> str:
     if not _URL_RE.fullmatch(value):
-        problem = f"'{value}' is not a URL (expected http(s)://HOST[:PORT])"
-        if source is None:
-            raise ConfigError(f"endpoint URL {problem}")
-        raise source.fail(section, "endpoint_url", problem)
+        raise ConfigError(f"endpoint URL '{value}' is not a URL (expected http(s)://HOST[:PORT])")
     return value
 
 
-def aws_profile_region(environ: Mapping[str, str], profile: str | None) -> str | None:
-    """The region of the AWS CLI profile, read without importing botocore."""
-    config_file = environ.get("AWS_CONFIG_FILE") or os.path.join(paths.home(environ), ".aws", "config")
-    name = profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
-    try:
-        with open(config_file, encoding="utf-8") as handle:
-            sections = ini.parse(handle.read(), strict=False)
-    except (ini.IniError, UnicodeDecodeError, OSError):
+def _endpoint(source: _Source, section: str, value: str | None) -> str | None:
+    """A section's ``endpoint_url``, checked; None when not set."""
+    if not value:
         return None
-    # botocore reads the file with configparser's defaults: a [DEFAULT] section's keys
-    # show through in every section that exists
-    shared = sections["DEFAULT"].values if "DEFAULT" in sections else {}
-    for section in (name if name == "default" else f"profile {name}", name):
-        if section in sections and section != "DEFAULT":
-            region = sections[section].values.get("region", shared.get("region"))
-            if region is not None:
-                return region.strip() or None
-    return None
+    if not _URL_RE.fullmatch(value):
+        raise source.fail(section, "endpoint_url", f"'{value}' is not a URL (expected http(s)://HOST[:PORT])")
+    return value
 
 
 def env_endpoint(environ: Mapping[str, str], service_variable: str) -> str | None:
@@ -190,7 +190,7 @@ def env_endpoint(environ: Mapping[str, str], service_variable: str) -> str | Non
         value = environ.get(variable)
         if value:
             try:
-                return _endpoint(None, "", value)
+                return _check_url(value)
             except ConfigError as exc:
                 raise ConfigError(f"{variable} (environment): {exc}") from None
     return None
@@ -203,102 +203,109 @@ def default_stores(environ: Mapping[str, str]) -> tuple[str, ...]:
 def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Settings:
     """Build the settings for one run: file, then environment, then flags."""
     path = overrides.config_path or environ.get("ECR_LOGIN_CONFIG") or DEFAULT_CONFIG
-    explicit = bool(overrides.config_path or environ.get("ECR_LOGIN_CONFIG"))
-    text = _read_file(path, explicit)
-    sections = _parse_ini(path, text) if text is not None else {}
-    source = _Source(path, sections)
-
-    defaults: dict[str, str] = dict(sections[DEFAULTS_SECTION].values) if DEFAULTS_SECTION in sections else {}
-    for key in defaults:
-        if key not in DEFAULTS_KEYS:
-            hint = "it belongs in a registry section" if key in REGISTRY_KEYS else _hint(key, DEFAULTS_KEYS)
-            raise source.fail(DEFAULTS_SECTION, key, f"unknown key ({hint})")
-
-    def number(key: str, default: float, low: float, high: float) -> float:
-        if key not in defaults:
-            return default
-        try:
-            value = parse_duration(defaults[key])
-        except ValueError as exc:
-            raise source.fail(DEFAULTS_SECTION, key, str(exc)) from None
-        if not low <= value <= high:
-            raise source.fail(DEFAULTS_SECTION, key, f"must be between {low:g}s and {high:g}s")
-        return value
-
-    refresh_margin = number("refresh_margin", 6 * 3600.0, 0, TOKEN_LIFETIME - 60)
-    timeout = number("timeout", 120.0, 1, 3600)
-    lock_timeout = number("lock_timeout", 300.0, 0, 3600)
-
-    base_region = overrides.region or defaults.get("region") or None
-    if overrides.region:
-        try:
-            validate_region(overrides.region)
-        except ConfigError as exc:
-            raise UsageError(f"--region: {exc}") from None
-    elif base_region:
-        try:
-            validate_region(base_region)
-        except ConfigError as exc:
-            raise source.fail(DEFAULTS_SECTION, "region", str(exc)) from None
-    base_stores = _stores(source, DEFAULTS_SECTION, defaults["stores"]) if "stores" in defaults else None
-    base_source = defaults.get("token_source", "boto3").strip().lower()
-    if base_source not in TOKEN_SOURCES:
-        raise source.fail(DEFAULTS_SECTION, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
-    base_endpoint = _endpoint(source, DEFAULTS_SECTION, defaults["endpoint_url"]) if defaults.get("endpoint_url") else None
-    if overrides.endpoint_url:
-        try:
-            _endpoint(None, "", overrides.endpoint_url)
-        except ConfigError as exc:
-            raise UsageError(f"--endpoint-url: {exc}") from None
-
-    docker_dir = defaults.get("docker_config") or None
-    if docker_dir and not os.path.isabs(docker_dir):
-        raise source.fail(DEFAULTS_SECTION, "docker_config", "must be an absolute directory path")
-    if overrides.metrics_file and not os.path.isabs(overrides.metrics_file):
-        raise UsageError(f"--metrics-file: '{overrides.metrics_file}' must be an absolute path")
-    metrics_file = overrides.metrics_file or defaults.get("metrics_file") or None
-    if metrics_file and not os.path.isabs(metrics_file):
-        raise source.fail(DEFAULTS_SECTION, "metrics_file", "must be an absolute path")
-
-    template = Target(
-        name="",
-        registry=None,
-        region=base_region or "",
-        stores=base_stores or default_stores(environ),
-        profile=overrides.profile or defaults.get("profile") or None,
-        role_arn=defaults.get("role_arn") or None,
-        endpoint_url=overrides.endpoint_url or base_endpoint,
-        token_source=base_source,
-    )
-    if template.role_arn:
-        _check_role_arn(source, DEFAULTS_SECTION, template.role_arn)
-        _check_role_source(source, DEFAULTS_SECTION, template.token_source)
-
+    text = _read_file(path, explicit=bool(overrides.config_path or environ.get("ECR_LOGIN_CONFIG")))
+    source = _Source(path, _parse(path, text) if text is not None else None)
+    defaults = _defaults_section(source)
+    _check_overrides(overrides)
+    template = _template(source, defaults, overrides, environ)
     configured = [
-        _registry_target(source, section.name, dict(section.values), template)
-        for section in sections.values()
-        if section.name != DEFAULTS_SECTION
+        _registry_target(source, name, values, template)
+        for name, values in source.sections.items()
+        if name != DEFAULTS_SECTION
     ]
     _check_unique(source, configured)
-    targets = _select(configured, template, overrides.registries, environ)
+    targets = _select(configured, template, overrides.registries)
     if any(target.registry is None and target.token_source == "awscli" for target in targets):
         raise source.fail(
             DEFAULTS_SECTION, "token_source",
             "awscli cannot find the caller's default registry (the AWS CLI does not say which it is): "
             "name the registries in their own sections, or use token_source = boto3",
         )
-    targets = [_finish(target, overrides, environ) for target in targets]
-
+    docker_dir = defaults.get("docker_config") or None
     return Settings(
         config_path=path if text is not None else None,
         state_dir=paths.state_dir(environ),
         docker_config_file=paths.docker_config_file(environ, docker_dir),
-        refresh_margin=refresh_margin,
-        timeout=timeout,
-        lock_timeout=lock_timeout,
-        metrics_file=metrics_file,
-        targets=tuple(targets),
+        refresh_margin=_duration(source, defaults, "refresh_margin", 6 * 3600.0, 0, TOKEN_LIFETIME - 60),
+        timeout=_duration(source, defaults, "timeout", 120.0, 1, 3600),
+        lock_timeout=_duration(source, defaults, "lock_timeout", 300.0, 0, 3600),
+        metrics_file=overrides.metrics_file or defaults.get("metrics_file") or None,
+        targets=tuple(_finish(target, overrides, environ) for target in targets),
     )
+
+
+def _defaults_section(source: _Source) -> dict[str, str]:
+    """``[defaults]``, its keys known and its paths absolute."""
+    defaults = source.sections.get(DEFAULTS_SECTION, {})
+    for key in defaults:
+        if key not in DEFAULTS_KEYS:
+            hint = "it belongs in a registry section" if key in REGISTRY_KEYS else _hint(key, DEFAULTS_KEYS)
+            raise source.fail(DEFAULTS_SECTION, key, f"unknown key ({hint})")
+    if defaults.get("docker_config") and not os.path.isabs(defaults["docker_config"]):
+        raise source.fail(DEFAULTS_SECTION, "docker_config", "must be an absolute directory path")
+    if defaults.get("metrics_file") and not os.path.isabs(defaults["metrics_file"]):
+        raise source.fail(DEFAULTS_SECTION, "metrics_file", "must be an absolute path")
+    return defaults
+
+
+def _check_overrides(overrides: Overrides) -> None:
+    """The flags' values, checked before anything is read on their strength (exit 64)."""
+    checks = [("--region", overrides.region, validate_region), ("--endpoint-url", overrides.endpoint_url, _check_url)]
+    for flag, value, check in checks:
+        if value:
+            try:
+                check(value)
+            except ConfigError as exc:
+                raise UsageError(f"{flag}: {exc}") from None
+    if overrides.metrics_file and not os.path.isabs(overrides.metrics_file):
+        raise UsageError(f"--metrics-file: '{overrides.metrics_file}' must be an absolute path")
+
+
+def _duration(source: _Source, defaults: dict[str, str], key: str, default: float, low: float, high: float) -> float:
+    if key not in defaults:
+        return default
+    try:
+        value = parse_duration(defaults[key])
+    except ValueError as exc:
+        raise source.fail(DEFAULTS_SECTION, key, str(exc)) from None
+    if not low <= value <= high:
+        raise source.fail(DEFAULTS_SECTION, key, f"must be between {format_setting(low)} and {format_setting(high)}")
+    return value
+
+
+def format_setting(seconds: float) -> str:
+    """A duration as the man page writes it: 0, 45s, 90m, 11h59m."""
+    whole = int(seconds)
+    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{rest}s" if rest else "")
+    return text or "0"
+
+
+def _template(source: _Source, defaults: dict[str, str], overrides: Overrides, environ: Mapping[str, str]) -> Target:
+    """What every registry inherits: ``[defaults]`` with the flags over it."""
+    region = overrides.region or defaults.get("region") or ""
+    if region and not overrides.region:
+        try:
+            validate_region(region)
+        except ConfigError as exc:
+            raise source.fail(DEFAULTS_SECTION, "region", str(exc)) from None
+    token_source = defaults.get("token_source", "boto3").strip().lower()
+    if token_source not in TOKEN_SOURCES:
+        raise source.fail(DEFAULTS_SECTION, "token_source", f"must be one of {', '.join(TOKEN_SOURCES)}")
+    template = Target(
+        name="",
+        registry=None,
+        region=region,
+        stores=_stores(source, DEFAULTS_SECTION, defaults["stores"]) if "stores" in defaults else default_stores(environ),
+        profile=overrides.profile or defaults.get("profile") or None,
+        role_arn=defaults.get("role_arn") or None,
+        endpoint_url=overrides.endpoint_url or _endpoint(source, DEFAULTS_SECTION, defaults.get("endpoint_url")),
+        token_source=token_source,
+    )
+    if template.role_arn:
+        _check_role_arn(source, DEFAULTS_SECTION, template.role_arn)
+        _check_role_source(source, DEFAULTS_SECTION, template.token_source)
+    return template
 
 
 def _check_role_source(source: _Source, section: str, token_source: str) -> None:
@@ -364,7 +371,7 @@ def _registry_target(source: _Source, section: str, values: dict[str, str], temp
         stores=_stores(source, section, values["stores"]) if "stores" in values else template.stores,
         profile=values.get("profile") or template.profile,
         role_arn=values.get("role_arn") or template.role_arn,
-        endpoint_url=_endpoint(source, section, values["endpoint_url"]) if values.get("endpoint_url") else template.endpoint_url,
+        endpoint_url=_endpoint(source, section, values.get("endpoint_url")) or template.endpoint_url,
         token_source=token_source,
         store_as=store_as,
     )
@@ -379,7 +386,7 @@ def _check_unique(source: _Source, targets: list[Target]) -> None:
         seen[address] = target.name
 
 
-def _select(configured: list[Target], template: Target, wanted: tuple[str, ...], environ: Mapping[str, str]) -> list[Target]:
+def _select(configured: list[Target], template: Target, wanted: tuple[str, ...]) -> list[Target]:
     """Registries named on the command line, else the configured ones, else the caller's default."""
     if not wanted:
         return configured or [replace(template, name="default")]
@@ -411,7 +418,7 @@ def _finish(target: Target, overrides: Overrides, environ: Mapping[str, str]) ->
         changes["profile"] = overrides.profile
     if target.registry is None:
         region = target.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
-        region = region or aws_profile_region(environ, target.profile) or ""
+        region = region or profile_region(environ, target.profile) or ""
         try:
             # empty: the token layer asks EC2 instance metadata, only when a token is due
             changes["region"] = validate_region(region) if region else ""

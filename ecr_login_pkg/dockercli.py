@@ -17,9 +17,9 @@ import os
 
 from . import paths
 from .errors import ConfigError, DeniedError, EcrLoginError, TemporaryError
+from .filestore import FileStore
 from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
-from .stores import FileStore
 
 DOCKER_TIMEOUT = 60.0
 # The helpers docker picks by itself when config.json names none (cli/config/credentials on

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from .config import Settings
 from .errors import EX_OK, EcrLoginError, most_severe
 from .logs import Log
-from .refresh import known_pairs
+from .plan import known_pairs
 from .state import State, placeholder_address
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 
 SERVICE_USER = "ecr-login"
@@ -71,9 +72,5 @@ def helm_registry_config(environ: Mapping[str, str]) -> str:
 
 
 def which(program: str, environ: Mapping[str, str]) -> str | None:
-    """A small ``shutil.which`` (shutil costs import time on the no-op path)."""
-    for directory in environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(directory or ".", program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """``program`` on the PATH of ``environ`` (the unit's, not necessarily this process's)."""
+    return shutil.which(program, path=environ.get("PATH", os.defpath))

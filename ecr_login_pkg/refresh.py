@@ -9,102 +9,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from .config import Settings, Target
-from .errors import EX_OK, EcrLoginError, TemporaryError, most_severe
+from .config import Settings
+from .errors import EX_OK, EcrLoginError, MalformedAnswerError, TemporaryError, most_severe
 from .logs import Log
-from .records import record
+from .plan import Pair, default_key, due_pairs, format_duration, format_time, pairs_for
 from .registry import is_login_address
 from .state import State, placeholder_address
-from .stores import Store, open_store
+from .stores import Store
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (milliseconds on the no-op path)
 if TYPE_CHECKING:
     from .tokens import Identity, Token
 
-Batch = tuple[Store, dict[str, tuple[str, str]], list["Pair"]]
-
-
-@record
-class Pair:
-    """A target in one of its stores; ``address`` is None until the default registry is known."""
-
-    target: Target
-    store: Store
-    address: str | None
-    reason: str = ""
-    error: EcrLoginError | None = None
-
-
-def default_key(target: Target) -> str:
-    """Who the default registry belongs to: the same key means the same AWS identity and place."""
-    return f"{target.region}|{target.profile or ''}|{target.role_arn or ''}|{target.endpoint_url or ''}"
-
-
-def address_of(target: Target, state: State) -> str | None:
-    if target.store_as:
-        return target.store_as
-    if target.registry is not None:
-        return target.registry.host
-    return state.default_hosts.get(default_key(target))
-
-
-def pairs_for(settings: Settings, environ: Mapping[str, str], state: State) -> list[Pair]:
-    stores: dict[str, Store] = {}
-    pairs = []
-    for target in settings.targets:
-        for kind in target.stores:
-            if kind not in stores:
-                stores[kind] = open_store(kind, settings.docker_config_file, environ, settings.lock_timeout)
-            pairs.append(Pair(target, stores[kind], address_of(target, state)))
-    return pairs
-
-
-def known_pairs(settings: Settings, environ: Mapping[str, str], state: State) -> list[Pair]:
-    """The configured pairs, an unknown default registry replaced by the ones the state remembers.
-
-    For ``status`` and ``logout``: an admin running them by hand as the service user
-    lacks the unit's environment (region and endpoint from /etc/default/ecr-login),
-    so the default registry's key differs, but the state still knows where this user
-    logged in.
-    """
-    pairs: dict[tuple[str | None, str], Pair] = {}
-    remembered = sorted(set(state.default_hosts.values()))
-    for pair in pairs_for(settings, environ, state):
-        if pair.address is None and remembered:
-            for host in remembered:
-                pairs.setdefault((host, pair.store.kind), Pair(pair.target, pair.store, host))
-        else:
-            pairs.setdefault((pair.address, pair.store.kind), pair)
-    return list(pairs.values())
-
-
-def due_reason(pair: Pair, state: State, margin: float, now: float) -> str | None:
-    """Why this pair needs a fresh login now, or None when the stored one is good."""
-    if pair.address is None:
-        return "first login to the default registry"
-    entry = state.find(pair.address, pair.store.kind, pair.store.location)
-    if entry is None or not entry.fingerprint:
-        return "no login recorded"
-    held = pair.store.held(pair.address)
-    if held is None:
-        return f"{pair.store.location} no longer holds it (logged out?)"
-    if held != entry.fingerprint:
-        return f"{pair.store.location} holds a different login"
-    left = entry.expires_at - now
-    if left < margin:
-        return "expired" if left <= 0 else f"expires in {format_duration(left)}"
-    return None
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-
-
-def format_time(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+Batch = tuple[Store, dict[str, tuple[str, str]], list[Pair]]
 
 
 def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: bool, dry_run: bool) -> int:
@@ -125,21 +43,13 @@ def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: b
 
 def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log: Log) -> list[Pair]:
     now = time.time()
-    due = []
+    due = due_pairs(pairs, state, settings.refresh_margin, force, now)
+    due_ids = {id(pair) for pair in due}
     for pair in pairs:
-        try:
-            reason = "forced" if force else due_reason(pair, state, settings.refresh_margin, now)
-        except EcrLoginError as exc:
-            pair.error = exc
-            due.append(pair)
-            continue
-        if reason is None:
+        if id(pair) not in due_ids:
             entry = state.find(pair.address or "", pair.store.kind, pair.store.location)
             left = (entry.expires_at - now) if entry else 0
             log.debug(f"{pair.address} ({pair.store.kind}): fresh, {format_duration(left)} left")
-        else:
-            pair.reason = reason
-            due.append(pair)
     return due
 
 
@@ -152,7 +62,7 @@ def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: 
             from .tokens import identity_of, with_instance_region
 
             try:  # a dry run should catch the missing region the real run would hit
-                region = with_instance_region(identity_of(pair.target)).region + " from instance metadata"
+                region = with_instance_region(identity_of(pair.target), environ).region + " from instance metadata"
             except EcrLoginError as exc:
                 pair.error = exc
         if pair.error is None:
@@ -183,7 +93,7 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
 
         identities = list(dict.fromkeys(identity_of(pair.target) for pair in fetchable))
         log.debug(f"{len(fetchable)} login(s) due; {len(identities)} token request(s)")
-        tokens = fetch_tokens(identities, settings.timeout, log)
+        tokens = fetch_tokens(identities, settings.timeout, log, environ)
         batches: dict[int, Batch] = {}
         for pair in fetchable:
             outcome = tokens[identity_of(pair.target)]
@@ -193,8 +103,6 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
             if pair.address is None:
                 pair.address = outcome.proxy_host
                 if pair.address is None or not is_login_address(pair.address):
-                    from .errors import MalformedAnswerError
-
                     pair.address = None
                     pair.error = MalformedAnswerError("the token answer names no usable proxyEndpoint for the default registry")
                     continue

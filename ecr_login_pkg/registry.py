@@ -7,9 +7,9 @@ the token layer can trust ``Registry.region`` and ``Registry.public``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from .errors import ConfigError
-from .records import record
 
 PUBLIC_HOST = "public.ecr.aws"
 PUBLIC_REGION = "us-east-1"  # ecr-public's only API region
@@ -45,7 +45,7 @@ _REGION_PARTITION_PREFIX = {
 }
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Registry:
     """A parsed ECR registry: where to log in, and which API region issues its token."""
 

@@ -13,10 +13,10 @@ import json
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
 from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
-from .records import asdict, field_names, record
 from .registry import is_login_address
 
 STATE_FILE = "state.json"
@@ -69,7 +69,7 @@ class _Corrupt(Exception):
     pass
 
 
-@record
+@dataclass
 class Entry:
     """One (registry address, store) pair."""
 
@@ -126,15 +126,15 @@ class State:
         """
         if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
             raise _Corrupt()
-        names = field_names(Entry)
+        names = [field.name for field in fields(Entry)]
         entries: dict[str, Entry] = {}
         for raw in data["entries"].values():
             if not isinstance(raw, dict) or not all(name in raw for name in ("address", "store", "location")):
                 raise _Corrupt()
-            fields = {name: raw[name] for name in names if name in raw}
-            if not all(FIELD_CHECKS[name](value) for name, value in fields.items()):
+            values = {name: raw[name] for name in names if name in raw}
+            if not all(FIELD_CHECKS[name](value) for name, value in values.items()):
                 raise _Corrupt()
-            entry = Entry(**fields)
+            entry = Entry(**values)
             entries[entry.key] = entry
         hosts = data.get("default_hosts", {})
         if not isinstance(hosts, dict):

@@ -7,13 +7,12 @@ convention (0 ok, 1 warning, 2 critical) so a monitor can run it as it is.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Mapping
 
 from .config import Settings
-from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING, EcrLoginError
-from .refresh import format_duration, format_time, known_pairs
+from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING
+from .plan import format_duration, format_time, known_pairs, standing
 from .state import State, placeholder_address
 
 
@@ -24,26 +23,8 @@ def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, ob
     for pair in known_pairs(settings, environ, state):
         address = pair.address or placeholder_address(pair.target.region)
         entry = state.find(address, pair.store.kind, pair.store.location)
-        try:
-            held = pair.store.held(address) if pair.address else None
-            store_problem = None
-        except EcrLoginError as exc:
-            held, store_problem = None, str(exc)
+        condition, store_problem = standing(pair, state, settings.refresh_margin, now)
         expires_at = entry.expires_at if entry and entry.fingerprint else None
-        if store_problem:
-            condition = "store-error"
-        elif held is None or expires_at is None:
-            condition = "missing"
-        elif entry is not None and held != entry.fingerprint:
-            condition = "replaced"
-        elif expires_at <= now:
-            condition = "expired"
-        elif entry is not None and entry.last_error:
-            condition = "failing"
-        elif expires_at - now < settings.refresh_margin:
-            condition = "due"
-        else:
-            condition = "ok"
         rows.append({
             "registry": address,
             "store": pair.store.kind,
@@ -72,13 +53,12 @@ def _when(epoch: object) -> str:
     return format_time(float(epoch)) if isinstance(epoch, (int, float)) else "never"
 
 
-def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> int:
+def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple[int, str]:
+    """The exit code and the report; the caller writes it (and answers for a full disk)."""
     rows = collect(settings, environ)
     code = exit_code(rows)
     if as_json:
-        json.dump({"registries": rows, "exit_code": code}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return code
+        return code, json.dumps({"registries": rows, "exit_code": code}, indent=2) + "\n"
     header = ("REGISTRY", "STORE", "STATUS", "EXPIRES", "LEFT", "LAST SUCCESS", "LAST ERROR")
     table = [header]
     for row in rows:
@@ -88,6 +68,5 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> int:
             _when(row["last_success"]), str(row["last_error"] or "-"),
         ))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
-    for line in table:
-        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] + "\n")
-    return code
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
+    return code, "".join(line + "\n" for line in lines)

@@ -8,17 +8,12 @@ JSON directly, no subprocess.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from . import paths
-from .authfile import AuthFile, encode_auth
+from .dockercli import DockerCliStore
 from .errors import EcrLoginError
-
-# The interface is checked by mypy only: importing `typing` would cost milliseconds on every run.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Protocol
-else:
-    Protocol = object
+from .filestore import FileStore
 
 
 class Store(Protocol):
@@ -38,32 +33,8 @@ class Store(Protocol):
         """Remove the logins; return the addresses that were there."""
 
 
-class FileStore:
-    """A direct writer for an auths JSON file: one atomic write for all registries."""
-
-    def __init__(self, kind: str, path: str, lock_timeout: float) -> None:
-        self.kind = kind
-        self.location = path
-        self.file = AuthFile(path, lock_timeout)
-
-    def held(self, address: str) -> str | None:
-        return self.file.held(address)
-
-    def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
-        """One write for all: it succeeds or fails for every address together."""
-        return dict(self.file.update({address: encode_auth(*login) for address, login in logins.items()}))
-
-    def remove(self, addresses: list[str]) -> list[str]:
-        present = [address for address in addresses if self.file.held(address) is not None]
-        if present:
-            self.file.update({address: None for address in present})
-        return present
-
-
 def open_store(kind: str, docker_config_file: str, environ: Mapping[str, str], lock_timeout: float) -> Store:
     if kind == "docker":
-        from .dockercli import DockerCliStore  # imported by the configurations that use it only
-
         return DockerCliStore(docker_config_file, dict(environ), lock_timeout)
     if kind == "file":
         return FileStore(kind, docker_config_file, lock_timeout)

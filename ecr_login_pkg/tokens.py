@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import random
 import subprocess
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .botosetup import lean_loader, load_botocore
 from .config import TOKEN_LIFETIME, Target, env_endpoint
 from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
 from .logs import Log, redact, register_secret
-from .records import record, replace
 from .registry import PUBLIC_REGION, strip_url
 
 if TYPE_CHECKING:
@@ -42,12 +39,11 @@ DENIED_CODES = {
     "RequestExpired", "InvalidToken",
 }
 MAX_WORKERS = 8
-_CREATE_LOCK = threading.Lock()  # client creation in worker threads (role identities): see _RoleClient
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Identity:
     """Who asks for a token, and where: the key one API call serves."""
 
@@ -70,7 +66,7 @@ class Identity:
         return ", ".join(parts)
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Token:
     """A registry credential. ``repr`` never shows the password."""
 
@@ -147,28 +143,19 @@ def classify_client_error(code: str, status: int, message: str, what: str) -> Ec
 class _BotoFetcher:
     """Fetch with botocore: the credential chain (env, profiles, role_arn/source_profile, IMDS)."""
 
-    def __init__(self) -> None:
-        load_botocore()
+    def __init__(self, environ: Mapping[str, str]) -> None:
         import botocore.session
 
         self._botocore_session = botocore.session
         self._sessions: dict[str | None, Any] = {}
-        self._loader: Any = None
-
-    def _new_session(self, profile: str | None) -> Any:
-        """A botocore session; all share one data loader (the parsed service models)."""
-        session = self._botocore_session.Session(profile=profile)
-        if self._loader is None:
-            self._loader = lean_loader(session.get_config_variable("data_path"))
-        session.register_component("data_loader", self._loader)
-        return session
+        self._environ = environ
 
     def _session(self, profile: str | None) -> Any:
         """One botocore session per profile, shared by its regions' clients (a session costs
         its handler registrations and a credential lookup). Only the main thread uses these:
         every client is made here, before the workers start."""
         if profile not in self._sessions:
-            self._sessions[profile] = self._new_session(profile)
+            self._sessions[profile] = self._botocore_session.Session(profile=profile)
         return self._sessions[profile]
 
     def client(self, identity: Identity, remaining: float) -> BaseClient:
@@ -187,7 +174,8 @@ class _BotoFetcher:
             if identity.role_arn:
                 # its own session: the worker thread makes this identity's ECR client after
                 # AssumeRole, and a botocore session is not safe to share across threads
-                return _RoleClient(self._new_session(identity.profile), identity, service, config)
+                session = self._botocore_session.Session(profile=identity.profile)
+                return _RoleClient(session, identity, service, config, self._environ)
             return self._session(identity.profile).create_client(
                 service, region_name=identity.region, endpoint_url=identity.endpoint_url, config=config
             )
@@ -254,16 +242,15 @@ class _RoleClient:
     and under its retries, so an STS refusal, throttling or outage is classified
     (77, 75) and retried exactly like an ECR one instead of escaping as an
     internal error. The ECR client is then made in that worker from this
-    identity's own session, which no other thread touches; ``_CREATE_LOCK``
-    serialises that with other workers' because all sessions share one data loader.
+    identity's own session, which no other thread touches.
     """
 
-    def __init__(self, session: Any, identity: Identity, service: str, config: Any) -> None:
+    def __init__(self, session: Any, identity: Identity, service: str, config: Any, environ: Mapping[str, str]) -> None:
         self._session = session
         self._identity = identity
         self._service = service
         self._config = config
-        endpoint = env_endpoint(os.environ, "AWS_ENDPOINT_URL_STS")
+        endpoint = env_endpoint(environ, "AWS_ENDPOINT_URL_STS")
         try:
             self._sts = session.create_client("sts", region_name=identity.region, endpoint_url=endpoint, config=config)
         except ValueError:
@@ -287,16 +274,15 @@ class _RoleClient:
                     f"AssumeRole {self._identity.role_arn}: the STS answer has no usable Credentials"
                     " (AccessKeyId, SecretAccessKey, SessionToken)"
                 )
-            with _CREATE_LOCK:
-                self._client = self._session.create_client(
-                    self._service,
-                    region_name=self._identity.region,
-                    endpoint_url=self._identity.endpoint_url,
-                    config=self._config,
-                    aws_access_key_id=creds["AccessKeyId"],
-                    aws_secret_access_key=creds["SecretAccessKey"],
-                    aws_session_token=creds["SessionToken"],
-                )
+            self._client = self._session.create_client(
+                self._service,
+                region_name=self._identity.region,
+                endpoint_url=self._identity.endpoint_url,
+                config=self._config,
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+            )
         return self._client.get_authorization_token()
 
 
@@ -311,7 +297,7 @@ def _what_came(answer: Any, data: Any) -> str:
     return " (the body is not a GetAuthorizationToken answer: not JSON, or cut short)"
 
 
-def _awscli_fetch(identity: Identity, remaining: float) -> Token:
+def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, str]) -> Token:
     """``aws ecr get-login-password``: the password comes on stdout and is never echoed."""
     service = "ecr-public" if identity.public else "ecr"
     command = ["aws", service, "get-login-password"]
@@ -325,7 +311,7 @@ def _awscli_fetch(identity: Identity, remaining: float) -> Token:
     started = time.time()
     try:
         done = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=remaining, check=False
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=remaining, check=False, env=dict(environ)
         )
     except FileNotFoundError:
         raise ConfigError(f"{what}: the AWS CLI 'aws' is not on PATH (install awscli or use token_source = boto3)") from None
@@ -350,7 +336,7 @@ def _awscli_fetch(identity: Identity, remaining: float) -> Token:
     return decode_token(encoded, started + TOKEN_LIFETIME, None, what)
 
 
-def with_instance_region(identity: Identity) -> Identity:
+def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Identity:
     """Fill in the region from EC2 instance metadata when nothing else named one.
 
     The zero-config default must work on an EC2 build host that has an instance
@@ -367,12 +353,11 @@ def with_instance_region(identity: Identity) -> Identity:
     if identity.region:
         return identity
     how = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
-    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
+    if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
         raise ConfigError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
-    load_botocore()
     from botocore.utils import InstanceMetadataRegionFetcher
 
-    endpoint = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
     fetcher = InstanceMetadataRegionFetcher(
         timeout=1, num_attempts=2, config={"ec2_metadata_service_endpoint": endpoint} if endpoint else {}
     )
@@ -407,7 +392,9 @@ def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.un
     return ceiling / 2 + rng(0, ceiling / 2)
 
 
-def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[Identity, Token | EcrLoginError]:
+def fetch_tokens(
+    identities: list[Identity], timeout: float, log: Log, environ: Mapping[str, str]
+) -> dict[Identity, Token | EcrLoginError]:
     """Fetch a token for each identity in parallel, retrying transient failures until ``timeout``."""
     deadline = time.monotonic() + timeout
     results: dict[Identity, Token | EcrLoginError] = {}
@@ -420,8 +407,8 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
             continue
         try:
             if boto is None:
-                boto = _BotoFetcher()
-            asked[identity] = with_instance_region(identity)
+                boto = _BotoFetcher(environ)
+            asked[identity] = with_instance_region(identity, environ)
             clients[identity] = boto.client(asked[identity], deadline - time.monotonic())
         except EcrLoginError as exc:
             results[identity] = exc
@@ -431,7 +418,7 @@ def fetch_tokens(identities: list[Identity], timeout: float, log: Log) -> dict[I
     def attempt(identity: Identity) -> Token:
         remaining = deadline - time.monotonic()
         if identity.source == "awscli":
-            return _awscli_fetch(identity, remaining)
+            return _awscli_fetch(identity, remaining, environ)
         assert boto is not None
         return boto.fetch(asked[identity], clients[identity])
 

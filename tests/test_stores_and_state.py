@@ -13,7 +13,7 @@ import pytest
 from ecr_login_pkg.authfile import AuthFile, encode_auth, fingerprint
 from ecr_login_pkg.config import Target
 from ecr_login_pkg.errors import ConfigError
-from ecr_login_pkg.refresh import Pair, due_reason
+from ecr_login_pkg.plan import Pair, due_reason
 from ecr_login_pkg.registry import parse_host
 from ecr_login_pkg.state import State
 from ecr_login_pkg.stores import FileStore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -110,7 +111,7 @@ def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(m
     bad = Identity(region="eu-west-1", source="awscli")
     token = Token(username="AWS", password="pw-not-shown", expires_at=time.time() + 3600)
 
-    def fake(identity: Identity, remaining: float) -> Token:
+    def fake(identity: Identity, remaining: float, environ: object) -> Token:
         if identity == bad:
             raise ValueError("leaked-detail-Zm9vYmFyYmF6cXV4")
         return token
@@ -118,33 +119,33 @@ def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(m
     monkeypatch.setattr(tokens, "_awscli_fetch", fake)
     from ecr_login_pkg.logs import Log
 
-    results = fetch_tokens([good, bad], 5, Log())
+    results = fetch_tokens([good, bad], 5, Log(), os.environ)
     assert results[good] is token
     error = results[bad]
     assert isinstance(error, TemporaryError)
     assert "ValueError" in str(error) and "leaked-detail" not in str(error)
     # alone (no thread pool) as well
-    alone = fetch_tokens([bad], 5, Log())[bad]
+    alone = fetch_tokens([bad], 5, Log(), os.environ)[bad]
     assert isinstance(alone, TemporaryError) and "ValueError" in str(alone)
 
 
 def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
     identity = Identity(region="us-east-1", source="awscli")
 
-    def fake(identity: Identity, remaining: float) -> Token:
+    def fake(identity: Identity, remaining: float, environ: object) -> Token:
         return {}["Credentials"]  # type: ignore[no-any-return]
 
     monkeypatch.setattr(tokens, "_awscli_fetch", fake)
     from ecr_login_pkg.logs import Log
 
-    assert isinstance(fetch_tokens([identity], 5, Log())[identity], MalformedAnswerError)
+    assert isinstance(fetch_tokens([identity], 5, Log(), os.environ)[identity], MalformedAnswerError)
 
 
 # --- 2. an endpoint URL botocore refuses is a configuration error naming it ----------------------
 
 
 def test_invalid_endpoint_url_is_a_configuration_error(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = tokens._BotoFetcher()
+    fetcher = tokens._BotoFetcher(os.environ)
     for url in ("http://a b", "http://a..b", "http://[1:2:3]"):
         with pytest.raises(ConfigError) as caught:
             fetcher.client(Identity(region="us-east-1", endpoint_url=url), 5)
@@ -282,7 +283,7 @@ def test_instance_metadata_switched_off_is_configuration(aws_env, write_config, 
 
 
 def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = tokens._BotoFetcher()
+    fetcher = tokens._BotoFetcher(os.environ)
     first = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
     second = fetcher.client(Identity(region="eu-west-1", role_arn=ROLE + "-2"), 5)
     plain = fetcher.client(Identity(region="us-east-1"), 5)
@@ -295,7 +296,7 @@ def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignor
 def test_sts_endpoint_variables_are_ignored_when_told(aws_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     dead = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", dead)
-    fetcher = tokens._BotoFetcher()
+    fetcher = tokens._BotoFetcher(os.environ)
     honoured = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
     assert honoured._sts.meta.endpoint_url == dead
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
