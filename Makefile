@@ -6,6 +6,7 @@
 #   make test    set-up, then the whole test suite (exactly what CI runs)
 #   make demo    set-up, then the package on a booted Debian 12 guest (the main job)
 #   make rpm     Fedora-style RPM into out/;  make bench  the benchmark
+#   make repo REPO_URI=...  a signed apt repository of the .deb in out/repo/
 #   make clean
 #
 # Builds run in a copy of the working tree under out/build/, so nothing lands
@@ -98,6 +99,16 @@ demo: setup
 bench:
 	$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r .ci/requirements-bench.txt
 	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+# --- repo: added by the signed apt repository (tools/make-repo.sh) -----------
+# make repo REPO_URI=https://apt.example.org/ecr-login [REPO_KEY=fingerprint]
+# builds the .deb and adds it to $(OUT)/repo: static files to serve at
+# REPO_URI, InRelease/Release.gpg signed by REPO_KEY (or a throwaway key kept
+# in $(OUT)/repo-gnupg), the public keyring and $(OUT)/repo/ecr-login.sources
+# (deb822, Signed-By:). Earlier versions stay in the pool; hosts upgrade.
+.PHONY: repo
+repo: deb
+	tools/make-repo.sh --uri "$(REPO_URI)" $(if $(REPO_KEY),--key "$(REPO_KEY)") --out $(OUT)/repo $(DEB)
 
 clean:
 	rm -rf $(OUT) build dist deb_dist *.egg-info .pytest_cache
