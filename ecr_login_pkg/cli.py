@@ -8,11 +8,11 @@ import sys
 from typing import NoReturn
 
 from . import __version__
-from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, load
-from .errors import EcrLoginError, UsageError
+from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, Settings, load
+from .errors import ConfigError, EcrLoginError, UsageError
 from .logs import DEBUG, INFO, WARNING, Log, redact, register_environment_secrets
 
-COMMANDS = ("login", "status", "logout")
+COMMANDS = ("login", "status", "logout", "doctor")
 # The options that take a value (so the word after them is no command); tests/test_cli.py
 # checks this against the parser.
 VALUE_OPTIONS = {"--config", "--region", "--profile", "--endpoint-url", "--store", "--metrics-file"}
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     logout.add_argument("registries", nargs="*", metavar="REGISTRY")
     _common(logout)
+
+    doctor = commands.add_parser("doctor", help="check, one line each, why this host can or cannot log in",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    doctor.add_argument("registries", nargs="*", metavar="REGISTRY")
+    _common(doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -109,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             metrics_file=getattr(args, "metrics_file", None),
             registries=tuple(args.registries),
         )
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            try:
+                loaded: Settings | ConfigError = load(overrides, os.environ)
+            except ConfigError as exc:  # the first check reports it (a bad flag stays a usage error, 64)
+                loaded = exc
+            code, report = run_doctor(loaded, os.environ, args.json)
+            return _write(report, code, log)
         settings = load(overrides, os.environ)
         if args.command == "status":
             from .status import show

@@ -100,8 +100,8 @@ def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_
 def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
     _check_configuration(settings, environ, report)
     who = _check_credentials(settings, environ, report)
-    identities = _check_region(settings, report)
-    tokens = _check_tokens(identities, who, settings, report)
+    identities = _check_region(settings, environ, report)
+    tokens = _check_tokens(identities, who, settings, environ, report)
     _check_registries(settings.targets, identities, tokens, report)
     _check_clock(who, report)
     _check_stores(settings, environ, identities, tokens, report)
@@ -181,7 +181,7 @@ def _who_from(answer: Mapping[str, Any], ok: bool, arn: str | None = None) -> _W
     return _Who(ok=ok, arn=arn, aws_date=aws_date, local_date=time.time())
 
 
-def _check_region(settings: Settings, report: _Report) -> dict[Target, Identity]:
+def _check_region(settings: Settings, environ: Mapping[str, str], report: _Report) -> dict[Target, Identity]:
     """Who asks for each target's token, with the region filled in (from instance metadata
     when nothing named one); a target without a region is left out."""
     identities: dict[Target, Identity] = {}
@@ -189,7 +189,7 @@ def _check_region(settings: Settings, report: _Report) -> dict[Target, Identity]
     for target in settings.targets:
         planned = identity_of(target)
         try:
-            identity = with_instance_region(planned)
+            identity = with_instance_region(planned, environ)
         except EcrLoginError as exc:
             report.failed("region", f"no AWS region for {target.name}: {str(exc).split(': ', 1)[-1]}",
                           REGION_FIX, exc.exit_code)
@@ -202,7 +202,7 @@ def _check_region(settings: Settings, report: _Report) -> dict[Target, Identity]
 
 
 def _check_tokens(identities: dict[Target, Identity], who: dict[str | None, _Who], settings: Settings,
-                  report: _Report) -> dict[Identity, Token | EcrLoginError]:
+                  environ: Mapping[str, str], report: _Report) -> dict[Identity, Token | EcrLoginError]:
     """GetAuthorizationToken, once per identity; the tokens stay in memory for the registry check."""
     wanted: list[Identity] = []
     skipped: list[str | None] = []
@@ -215,7 +215,7 @@ def _check_tokens(identities: dict[Target, Identity], who: dict[str | None, _Who
         elif identity not in wanted:
             wanted.append(identity)
     quiet = Log(threshold=WARNING - 1)  # the report says it all; no retry chatter on stderr
-    outcomes = fetch_tokens(wanted, min(settings.timeout, TOKEN_TIMEOUT), quiet) if wanted else {}
+    outcomes = fetch_tokens(wanted, min(settings.timeout, TOKEN_TIMEOUT), quiet, environ) if wanted else {}
     for identity in wanted:
         outcome = outcomes[identity]
         name = f"token ({identity.describe()})"

@@ -26,7 +26,7 @@ def test_default_command_and_option_placement(argv: list[str], expected: list[st
     assert with_default_command(argv) == expected
 
 
-@pytest.mark.parametrize("command", ["login", "status", "logout"])
+@pytest.mark.parametrize("command", ["login", "status", "logout", "doctor"])
 def test_every_command_has_help_and_version(command: str) -> None:
     help_result = run_ecr_login(command, "--help")
     assert help_result.code == 0 and "--config" in help_result.stdout and "exit codes" in help_result.stdout

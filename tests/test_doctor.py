@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_tool
+from conftest import require_tool, run_ecr_login
 from local_registry import DOCKER_REGISTRY, LocalRegistry
 from standin_ecr import DEFAULT_ACCOUNT, PRIVATE_TARGET, STS_GET_CALLER_IDENTITY_TARGET, StandinECR
 
@@ -318,3 +318,32 @@ def test_probe_uses_the_proxy_for_remote_registries_and_never_for_loopback(
 def test_probe_says_what_answered_when_it_is_not_a_registry(ecr: StandinECR) -> None:
     with pytest.raises(ConfigError, match=r"answered HTTP 404, not what a registry answers"):
         v2probe.check_login(f"127.0.0.1:{ecr.port}", "AWS", "x", timeout=5)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_doctor_command_line_text_json_and_flags(
+        sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any) -> None:
+    config = config_for(write_config, "http://127.0.0.1:9", registry.address)  # --endpoint-url wins over the file
+    result = run_ecr_login("doctor", "--config", config, "--endpoint-url", sts.url, "--region", "eu-west-1", "app")
+    assert result.code == 0, result
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"ok    configuration: {config} parses: 1 registry"
+    assert lines[3].startswith("ok    token (ecr us-east-1): GetAuthorizationToken allowed")  # the registry's own region
+    assert lines[-1] == "all checks passed" and result.stderr == ""
+    as_json = run_ecr_login("--json", "doctor", "--config", config, "--endpoint-url", sts.url, "--profile", "nosuch")
+    report = json.loads(as_json.stdout)
+    assert as_json.code == report["exit_code"] == 78
+    assert report["checks"][1]["check"] == "credentials (profile nosuch)"
+    assert report["checks"][1]["detail"] == "AWS profile 'nosuch' not found in the AWS config files"
+    assert_nothing_stored(aws_env)
+
+
+def test_doctor_command_line_reports_a_bad_configuration_as_its_first_check(
+        aws_env: dict[str, str], write_config: Any) -> None:
+    result = run_ecr_login("doctor", "--config", write_config("[defaults]\nstores = ftp\n"))
+    assert result.code == 78, result
+    assert result.stdout.startswith("FAIL  configuration: ") and "unknown store 'ftp'" in result.stdout
+    bad_flag = run_ecr_login("doctor", "--region", "moon-1")
+    assert bad_flag.code == 64 and bad_flag.stdout == ""
