@@ -10,6 +10,11 @@ only one unneeded refresh, and an empty or torn state file is rebuilt.
 
 Any OSError on a path (a parent that is a file, no permission, a directory where a
 file belongs) becomes a ConfigError naming the path and what to fix.
+
+Files belong to the user who runs ecr-login: an existing file another user owns is never
+replaced, root's runs included (root writing its token into a file ``nobody`` planted in a
+shared directory would hand ``nobody`` the token). A directory another user owns stays usable
+when it lets this user write (node_exporter's textfile directory).
 """
 
 from __future__ import annotations
@@ -39,6 +44,34 @@ def path_problem(path: str, exc: OSError, doing: str) -> str:
     }
     hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
     return f"{path}: cannot {doing}: {hint}"
+
+
+class ForeignFileError(ConfigError):
+    """A file that exists and belongs to another user: refused, left untouched (exit 78)."""
+
+
+def login_name(uid: int) -> str | None:
+    import pwd  # only a message about another user needs it
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def user_name(uid: int) -> str:
+    """``uid 65534 (nobody)``, for messages."""
+    name = login_name(uid)
+    return f"uid {uid} ({name})" if name else f"uid {uid}"
+
+
+def refuse_foreign(path: str, info: os.stat_result, what: str = "file") -> None:
+    """ForeignFileError unless ``info`` (of ``path``) belongs to the running user; root included."""
+    if info.st_uid != os.geteuid():
+        raise ForeignFileError(
+            f"{path}: is owned by {user_name(info.st_uid)}, not by this user ({os.geteuid()}); "
+            f"refusing to use another user's {what}: left untouched (remove it, or point the setting elsewhere)"
+        )
 
 
 def ensure_private_dir(path: str) -> None:
@@ -89,15 +122,21 @@ def read_text_nofollow(path: str) -> str | None:
         raise ConfigError(f"{path}: is not UTF-8 text") from None
 
 
-def atomic_write(
-    path: str, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None, durable: bool = True
-) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; the temp file never outlives a failure.
 
+    The new file belongs to the running user; an existing ``path`` another user owns is refused
+    (ForeignFileError) and left as it is.
     ``durable``: fsync the data and the directory, so that a crash right after leaves the new
     file, not an empty one. Each fsync costs milliseconds; a file that is rebuilt when lost
     (the state, the metrics) can do without.
     """
+    try:
+        refuse_foreign(path, os.lstat(path))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # the write below fails with its own message (a parent that is a file, no permission)
     directory = os.path.dirname(os.path.abspath(path))
     temp = os.path.join(directory, f"{TEMP_PREFIX}{os.urandom(6).hex()}.tmp")  # not `secrets`: its import costs ms
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -108,8 +147,6 @@ def atomic_write(
     try:
         try:
             os.fchmod(fd, mode)
-            if owner is not None and os.geteuid() == 0:
-                os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -172,16 +209,66 @@ def remove_stale_temps(directory: str, older_than: float = 300.0) -> None:
                 pass
 
 
-# The directory locks this process holds: (st_dev, st_ino) -> [fd holding the flock, depth].
-# flock conflicts between two opens of one directory even inside one process, so the run
-# lock (the state directory) and the credential-file lock (the store file's directory)
-# would deadlock when both are the same directory (DOCKER_CONFIG=$STATE_DIRECTORY).
-_HELD: dict[tuple[int, int], list[int]] = {}
+LOCK_PREFIX = ".ecr-login-"
+LOCK_SUFFIX = ".lock"
+
+# The locks this process holds: (st_dev, st_ino) of the lock file -> (fd holding the flock, depth, path).
+# flock conflicts between two opens of one file even inside one process, so the run lock (the
+# state directory) and the credential-file lock (the store file's directory) would deadlock
+# when both are the same directory (DOCKER_CONFIG=$STATE_DIRECTORY).
+_HELD: dict[tuple[int, int], tuple[int, int, str]] = {}
 _HELD_GUARD = allocate_lock()
 
 
+def lock_file_path(directory: str) -> str:
+    """The lock file of ``directory`` for the running user.
+
+    One per user: only the owner of a file may rewrite it (see ``refuse_foreign``), so runs of
+    different users never need to exclude each other, and one user's lock file in a shared
+    directory (a sticky /tmp) cannot get in another's way.
+    """
+    return os.path.join(directory, f"{LOCK_PREFIX}{os.geteuid()}{LOCK_SUFFIX}")
+
+
+def lock_holder(fd: int) -> str:
+    """"PID n, user u" of the process holding the flock on ``fd``'s file, as far as Linux says."""
+    info = os.fstat(fd)
+    ours = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    pid = ""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()  # "3: FLOCK  ADVISORY  WRITE 5290 fe:00:2146737 0 EOF"; waiters: "3: -> FLOCK ..."
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == ours:
+                    pid = fields[4]
+                    break
+    except OSError:
+        pass
+    if not pid:
+        try:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()  # what the holder wrote on entry
+        except OSError:
+            return "holder unknown"
+    if not pid.isdigit():
+        return "holder unknown"
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return f"PID {pid}"
+    return f"PID {pid}, user {login_name(uid) or uid}"
+
+
 class DirLock:
-    """An exclusive flock on a directory: serialises runs without leaving lock files around.
+    """An exclusive lock on a directory: a flock on this user's lock file in it.
+
+    The lock file is created 0600 by the running user, so only this user (and root) can open
+    it, hence hold it: another user able to read the directory cannot stop the refresh, as an
+    flock on the directory itself would let them. A lock file that is not ours (planted by
+    another user in a shared directory) or not a regular file is refused (exit 78): it could be
+    held by someone else for ever. The holder's PID is written into the file, and a run that
+    has to wait names the holder (PID and user). The file exists only while the lock is held:
+    the last holder removes it before letting go, and a waiter that then gets the flock on a
+    removed file opens the new one instead.
 
     Re-entrant within a process: a second DirLock on the same directory (by any path,
     compared by device and inode) while this process holds it enters at once and only
@@ -204,22 +291,47 @@ class DirLock:
         held = _HELD.get(key)
         if held is None:
             return False
-        held[1] += 1
+        _HELD[key] = (held[0], held[1] + 1, held[2])
         self.fd, self._key = held[0], key
         return True
+
+    def _open(self) -> int:
+        """Open (creating it 0600) this user's lock file; refuse one that is not ours."""
+        path = lock_file_path(self.directory)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            try:
+                info = os.lstat(path)  # planted: another user's file (EACCES), a symlink (ELOOP)
+            except OSError:
+                raise ConfigError(path_problem(self.directory, exc, f"open the directory for the {self.what} lock")) from None
+            fd = -1
+        else:
+            info = os.fstat(fd)
+        try:
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{path}: the {self.what} lock file is not a regular file; remove it")
+            refuse_foreign(path, info, f"{self.what} lock file (it could hold the lock for ever)")
+            if fd < 0:
+                raise ConfigError(f"{path}: cannot open the {self.what} lock file; remove it")
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                os.fchmod(fd, 0o600)  # nobody else may open it, hence hold it
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        return fd
 
     def __enter__(self) -> DirLock:
         if self._key is not None:
             raise RuntimeError(f"{self.directory}: this DirLock is already entered")
-        try:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            info = os.fstat(fd)
-        except OSError as exc:
-            raise ConfigError(path_problem(self.directory, exc, f"open the directory for the {self.what} lock")) from None
-        key = (info.st_dev, info.st_ino)
+        path = lock_file_path(self.directory)
         deadline = time.monotonic() + self.timeout
         delay = 0.01
         while True:
+            fd = self._open()
+            info = os.fstat(fd)
+            key = (info.st_dev, info.st_ino)
             with _HELD_GUARD:
                 if self._enter_held(key):
                     os.close(fd)
@@ -229,28 +341,59 @@ class DirLock:
                 except BlockingIOError:
                     pass
                 else:
-                    _HELD[key] = [fd, 1]
-                    self.fd, self._key = fd, key
-                    return self
+                    if _identity(path) == key:
+                        _HELD[key] = (fd, 1, path)
+                        self.fd, self._key = fd, key
+                        _record_pid(fd)
+                        return self
+                    os.close(fd)  # its holder removed it as it let go: take the lock file that is there now
+                    continue
             if self.on_wait is not None and delay == 0.01:
                 self.on_wait(f"{self.directory}: another ecr-login run holds the {self.what} lock; "
-                             f"waiting up to {self.timeout:g}s")
+                             f"waiting up to {self.timeout:g}s ({lock_holder(fd)})")
             if time.monotonic() >= deadline:
+                holder = lock_holder(fd)
                 os.close(fd)
                 raise TemporaryError(
                     f"{self.directory}: another ecr-login run has held the {self.what} lock "
-                    f"for {self.timeout:g}s; giving up (the next run will retry)"
+                    f"for {self.timeout:g}s ({holder}); giving up (the next run will retry)"
                 ) from None
+            os.close(fd)
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
     def __exit__(self, *exc: object) -> None:
+        """Leave; the outermost holder removes the lock file (nothing is left behind), then lets go."""
         key, self._key, self.fd = self._key, None, None
         if key is None:
             return
         with _HELD_GUARD:
-            held = _HELD[key]
-            held[1] -= 1
-            if held[1] == 0:
-                del _HELD[key]
-                os.close(held[0])  # releases the flock
+            fd, depth, path = _HELD[key]
+            if depth > 1:
+                _HELD[key] = (fd, depth - 1, path)
+                return
+            del _HELD[key]
+            if _identity(path) == key:
+                try:
+                    os.unlink(path)  # before the flock goes: a waiter that gets it sees the file gone, and retries
+                except OSError:
+                    pass
+            os.close(fd)  # releases the flock
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def _record_pid(fd: int) -> None:
+    """Write our PID into the lock file we hold: where /proc/locks cannot tell, it names us."""
+    try:
+        data = f"{os.getpid()}\n".encode("ascii")
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    except OSError:
+        pass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from .errors import EcrLoginError
-from .fsutil import atomic_write
+from .fsutil import ForeignFileError, atomic_write
 from .logs import Log
 from .state import Entry, State
 
@@ -69,10 +69,14 @@ def render(state: State, now: float) -> str:
 
 
 def write_metrics(path: str, state: State, log: Log) -> None:
-    """Write the metrics of ``state`` (loaded, on any run: a no-op one too) to ``path``; never raises
-    an EcrLoginError (a failure is a warning). Mode 0644: node_exporter runs as another user,
-    and nothing here is secret."""
+    """Write the metrics of ``state`` (loaded, on any run: a no-op one too) to ``path``. A failure
+    is a warning (a full disk must not fail the refresh), except a file another user owns: that is
+    a configuration error (ForeignFileError, exit 78), and the file is left as it is. Mode 0644:
+    node_exporter runs as another user, and nothing here is secret; its textfile directory may
+    belong to another user too, as long as it lets this one write."""
     try:
         atomic_write(path, render(state, time.time()).encode("utf-8"), 0o644, durable=False)
+    except ForeignFileError:
+        raise
     except EcrLoginError as exc:
         log.warning(f"metrics not written: {exc}")

@@ -38,6 +38,8 @@ from local_registry import build_oci_layout, skopeo_copy
 from standin_ecr import StandinECR
 from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
+from ecr_login_pkg.fsutil import lock_file_path
+
 SHARED_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 CONCURRENT_RUNS = 50
 KILL_RUNS = 200
@@ -359,7 +361,7 @@ def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env
         directory.mkdir(mode=0o700, parents=True)
     seeded = json.dumps(foreign_config(), indent=3).encode()
     (docker_dir / "config.json").write_bytes(seeded)
-    held = os.open(state_dir if which == "run" else docker_dir, os.O_RDONLY | os.O_DIRECTORY)
+    held = os.open(lock_file_path(str(state_dir if which == "run" else docker_dir)), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(held, fcntl.LOCK_EX)  # as another ecr-login run would hold it
         started = time.monotonic()

@@ -80,12 +80,13 @@ def test_docker_config_setting_pointing_at_the_state_directory_does_not_deadlock
 
 
 def other_process_can_lock(directory: Path) -> bool:
+    """Another process of this user tries the directory's lock (this user's lock file in it)."""
     probe = (
         "import fcntl, os, sys\n"
-        "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
         "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(1)\n"
     )
-    return subprocess.run([sys.executable, "-c", probe, str(directory)], check=False).returncode == 0
+    return subprocess.run([sys.executable, "-c", probe, fsutil.lock_file_path(str(directory))], check=False).returncode == 0
 
 
 def test_dir_lock_is_reentrant_in_the_process_and_exclusive_across_processes(tmp_path: Path) -> None:
@@ -108,8 +109,8 @@ def test_dir_lock_is_reentrant_in_the_process_and_exclusive_across_processes(tmp
 def test_dir_lock_still_waits_for_another_process(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
-         "print('held', flush=True)\ntime.sleep(30)\n", str(tmp_path)],
+         "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('held', flush=True)\ntime.sleep(30)\n", fsutil.lock_file_path(str(tmp_path))],
         stdout=subprocess.PIPE, text=True,
     )
     try:
