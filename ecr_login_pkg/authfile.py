@@ -1,8 +1,9 @@
 """The ``auths`` JSON files of docker, podman/buildah/skopeo and helm, edited safely.
 
 All three tools read ``{"auths": {"HOST": {"auth": base64("user:password")}}}``.
-We merge our entries into whatever is there (every other key kept), under a lock,
-through an atomic rename, mode 0600, and never overwrite a file we cannot parse.
+We merge our entries into whatever is there (every other key kept, numbers as written),
+under a lock, through an atomic rename, mode 0600, and never overwrite a file we cannot
+parse, one nested too deeply to read, or one another user owns.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import os
 import stat
 
 from .errors import ConfigError
-from .fsutil import DirLock, atomic_write, ensure_private_dir, path_problem, read_text_nofollow, remove_stale_temps
+from .fsutil import (
+    DirLock,
+    atomic_write,
+    ensure_private_dir,
+    path_problem,
+    read_text_nofollow,
+    refuse_foreign,
+    remove_stale_temps,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -54,6 +63,57 @@ def _sha256() -> Callable[[bytes], Any]:
     return hashlib.sha256
 
 
+class JsonNumber:
+    """A number read from a file we rewrite, kept as written.
+
+    ``json`` would turn ``1e400`` into ``Infinity`` (which docker cannot read back), ``1.0e2``
+    into ``100.0`` and ``-0`` into ``0``; nothing of the file but our own entries is ours to change.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({self.text!r})"
+
+
+class NotJsonError(ValueError):
+    """``NaN``/``Infinity``: Python's json accepts them, JSON (and docker) does not."""
+
+
+def _refuse_constant(name: str) -> object:
+    raise NotJsonError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str) -> object:
+    """``json.loads`` keeping every number's text (JsonNumber) and refusing NaN and Infinity.
+
+    Raises ValueError (not JSON), NotJsonError, or RecursionError (nested too deeply).
+    """
+    return json.loads(text, parse_float=JsonNumber, parse_int=JsonNumber, parse_constant=_refuse_constant)
+
+
+def dump_json(data: object) -> str:
+    """``data`` as docker writes config.json (tab-indented), each JsonNumber as it was read."""
+    import re  # only a write needs it
+
+    marker = f"ecr-login-number-{os.urandom(8).hex()}-"  # no string in any file can guess it
+    numbers: list[str] = []
+
+    def placeholder(value: object) -> str:
+        if not isinstance(value, JsonNumber):
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        numbers.append(value.text)
+        return f"{marker}{len(numbers) - 1}"
+
+    text = json.dumps(data, indent="\t", default=placeholder)
+    if not numbers:
+        return text
+    return re.sub(f'"{marker}([0-9]+)"', lambda match: numbers[int(match.group(1))], text)
+
+
 class AuthFile:
     """One auths-style JSON file."""
 
@@ -77,11 +137,7 @@ class AuthFile:
             )
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{self.path}: is not a regular file")
-        if info.st_uid != os.geteuid() and os.geteuid() != 0:
-            raise ConfigError(
-                f"{self.path}: is owned by uid {info.st_uid}, not by this user ({os.geteuid()}); "
-                "refusing to rewrite another user's credentials (fix its owner)"
-            )
+        refuse_foreign(self.path, info, "credential file")  # root too: it would hand them our token
         return info
 
     def read(self) -> dict[str, object]:
@@ -106,10 +162,17 @@ class AuthFile:
         if text is None or not text.strip():
             return {}
         try:
-            data = json.loads(text)
+            data = parse_json(text)
+        except NotJsonError as exc:
+            raise ConfigError(f"{self.path}: is not valid JSON: {exc}; left untouched: repair or remove it") from None
         except ValueError as exc:
             raise ConfigError(
                 f"{self.path}: is not valid JSON (line {getattr(exc, 'lineno', '?')}); "
+                "left untouched: repair or remove it"
+            ) from None
+        except RecursionError:
+            raise ConfigError(
+                f"{self.path}: is nested too deeply to be read (arrays or objects about 1000 levels deep); "
                 "left untouched: repair or remove it"
             ) from None
         if not isinstance(data, dict):
@@ -159,6 +222,11 @@ class AuthFile:
                 changed = True  # our login is in a file others may read: rewrite it 0600
             if changed:
                 data["auths"] = auths
-                owner = (info.st_uid, info.st_gid) if info else None
-                atomic_write(self.path, (json.dumps(data, indent="\t") + "\n").encode("utf-8"), 0o600, owner)
+                try:
+                    text = dump_json(data)
+                except RecursionError:
+                    raise ConfigError(
+                        f"{self.path}: is nested too deeply to be rewritten; left untouched: repair or remove it"
+                    ) from None
+                atomic_write(self.path, (text + "\n").encode("utf-8"), 0o600)
             return result
