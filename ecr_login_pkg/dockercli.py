@@ -7,7 +7,10 @@ helper gets it; the password only ever travels on the CLI's stdin. Otherwise
 config.json, so that entry is written directly, as the file store does: no docker
 process (40-60 ms each), and no test login against the registry, which a token just
 issued by ECR passes anyway. Whether a login is still held is read from config.json
-(or asked of the helper's ``list``, which prints no secrets).
+(or asked of the helper's ``list``, which prints no secrets, once per run and helper, and
+bounded by LIST_TIMEOUT: a run with nothing due must not wait on a slow keyring). A helper
+named in config.json but not installed is a configuration error, found when the plan asks
+``held``, before any AWS call.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
 
 DOCKER_TIMEOUT = 60.0
+LIST_TIMEOUT = 10.0  # a helper's `list` (no secret, no network): longer means a locked keyring or a hang
 # The helpers docker picks by itself when config.json names none (cli/config/credentials on
 # Linux: "pass" or "secretservice", by whether `pass` is installed or set up, depending on the
 # version), if the helper is on PATH. Either one present: docker login decides.
@@ -49,14 +53,52 @@ class DockerCliStore:
         # The docker CLI needs no AWS credentials: keep them out of its environment.
         self.environ = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
         self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
+        self._listed: dict[str, set[str] | TemporaryError] = {}  # helper -> what its `list` named, this run
 
     def _helper_for(self, address: str) -> str | None:
+        """The credential helper config.json names for ``address``; ConfigError when it is not installed."""
         data = self.file.snapshot()
         helpers = data.get("credHelpers")
-        if isinstance(helpers, dict) and isinstance(helpers.get(address), str):
-            return str(helpers[address])
-        store = data.get("credsStore")
-        return store if isinstance(store, str) and store else None
+        if isinstance(helpers, dict) and isinstance(helpers.get(address), str) and helpers[address]:
+            helper, key = str(helpers[address]), f'"credHelpers" entry for {address}'
+        else:
+            store = data.get("credsStore")
+            if not isinstance(store, str) or not store:
+                return None
+            helper, key = store, '"credsStore"'
+        if paths.which(f"docker-credential-{helper}", self.environ) is None:
+            raise ConfigError(
+                f"{self.location}: {key} names the credential helper '{helper}', but docker-credential-{helper} "
+                f"is not on PATH: install it, or remove {key} from {self.location} (logins are then kept in the file itself)"
+            )
+        return helper
+
+    def _listed_by(self, helper: str) -> set[str]:
+        """The addresses ``docker-credential-HELPER list`` names: asked once per run, bounded in time."""
+        if helper not in self._listed:
+            self._listed[helper] = self._ask_list(helper)
+        known = self._listed[helper]
+        if isinstance(known, TemporaryError):
+            raise known
+        return known
+
+    def _ask_list(self, helper: str) -> set[str] | TemporaryError:
+        import subprocess
+
+        try:
+            done = subprocess.run(
+                [f"docker-credential-{helper}", "list"], stdin=subprocess.DEVNULL, capture_output=True,
+                env=self.environ, timeout=LIST_TIMEOUT, check=False,
+            )
+            listed = json.loads(done.stdout or b"{}") if done.returncode == 0 else {}
+        except subprocess.TimeoutExpired:
+            return TemporaryError(
+                f"docker-credential-{helper} list: no answer within {LIST_TIMEOUT:g}s "
+                "(a locked keyring? the next run will ask again)"
+            )
+        except (OSError, ValueError):
+            listed = {}
+        return {key.split("://", 1)[-1].rstrip("/") for key in listed} if isinstance(listed, dict) else set()
 
     def _direct(self, addresses: list[str]) -> list[str]:
         """The addresses whose login ``docker login`` would write into config.json itself: no
@@ -64,29 +106,26 @@ class DockerCliStore:
         in config.json as credsStore)."""
         if any(paths.which(f"docker-credential-{name}", self.environ) for name in DEFAULT_HELPERS):
             return []
-        return [address for address in addresses if self._helper_for(address) is None]
+        direct = []
+        for address in addresses:
+            try:
+                if self._helper_for(address) is None:
+                    direct.append(address)
+            except ConfigError:
+                pass  # a helper named but not installed: reported for this address alone, by save
+        return direct
 
     def held(self, address: str) -> str | None:
         helper = self._helper_for(address)
         if helper is None:
             return self.file.held(address)
-        import subprocess
-
-        try:
-            done = subprocess.run(
-                [f"docker-credential-{helper}", "list"],
-                stdin=subprocess.DEVNULL, capture_output=True, timeout=DOCKER_TIMEOUT, check=False,
-            )
-            listed = json.loads(done.stdout or b"{}") if done.returncode == 0 else {}
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            return None
-        known = {key.split("://", 1)[-1].rstrip("/") for key in listed} if isinstance(listed, dict) else set()
-        return f"helper:{helper}" if address in known else None
+        return f"helper:{helper}" if address in self._listed_by(helper) else None
 
     def save(self, logins: dict[str, tuple[str, str]]) -> dict[str, str | EcrLoginError]:
         """Write the helper-less logins in one go, then run ``docker login`` once per other
         address, one at a time; one refusal does not stop the others."""
         result: dict[str, str | EcrLoginError] = {}
+        self._listed.clear()  # what the helpers hold is about to change
         with self._locked():
             direct = self._direct(list(logins))
             if direct:
@@ -98,6 +137,7 @@ class DockerCliStore:
                 if address in result:
                     continue
                 try:
+                    self._helper_for(address)  # a helper named but not installed: no docker process
                     self._login(address, username, password)
                     helper = self._helper_for(address)
                     held = f"helper:{helper}" if helper else self.file.held(address)
@@ -138,6 +178,7 @@ class DockerCliStore:
     def remove(self, addresses: list[str]) -> list[str]:
         import subprocess
 
+        self._listed.clear()
         with self._locked():
             direct = self._direct(addresses)
             removed = self.plain.remove(direct)  # what docker logout would do: drop the entries

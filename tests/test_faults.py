@@ -351,7 +351,9 @@ def test_one_failing_region_does_not_stop_the_others(ecr, world, write_config, f
 def docker_world(world: World, write_config, ecr_url: str, address: str, through_cli: bool = True) -> None:  # type: ignore[no-untyped-def]
     """The docker store for ``address``; ``through_cli``: with a credential helper named for it in
     config.json, so that `docker login` runs (without one, ecr-login writes config.json itself).
-    The helper is never reached in these tests: each fails in `docker login` before it stores."""
+    The helper must be installed (the ``credential_helper`` fixture, set up before ``world``): a
+    helper named but missing is refused before `docker login`. It is never reached in these
+    tests: each fails in `docker login` before it stores."""
     world.seed(address)
     if through_cli:
         use_helper(world.docker_dir, address)
@@ -359,11 +361,11 @@ def docker_world(world: World, write_config, ecr_url: str, address: str, through
     configure(world, write_config, ecr_url, f"[{HOST}]\nstore_as = {address}\n", stores="docker")
 
 
-def test_docker_cli_missing_mid_run(ecr, world, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_docker_cli_missing_mid_run(ecr, credential_helper, world, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     docker_world(world, write_config, ecr.url, "127.0.0.1:5999")
     bin_dir = tmp_path / "bin-without-docker"
     bin_dir.mkdir()
-    env = dict(world.env, PATH=f"{bin_dir}:/usr/bin:/bin")
+    env = dict(world.env, PATH=f"{bin_dir}:{tmp_path / 'helper-bin'}:/usr/bin:/bin")
     for candidate in env["PATH"].split(":"):
         assert not Path(candidate, "docker").exists(), "this test needs a PATH without docker"
     result = run_ecr_login("--config", world.config, "--force", env=env)
@@ -375,7 +377,7 @@ def test_docker_cli_missing_mid_run(ecr, world, write_config, tmp_path) -> None:
     world.assert_untouched()
 
 
-def test_docker_cli_failing_to_reach_the_registry(ecr, world, write_config) -> None:  # type: ignore[no-untyped-def]
+def test_docker_cli_failing_to_reach_the_registry(ecr, credential_helper, world, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     docker_world(world, write_config, ecr.url, f"127.0.0.1:{closed_port()}")
     result = run_ecr_login("--config", world.config, "--force")
@@ -387,7 +389,7 @@ def test_docker_cli_failing_to_reach_the_registry(ecr, world, write_config) -> N
     world.assert_untouched()
 
 
-def test_registry_refusing_the_login(world, write_config, registry) -> None:  # type: ignore[no-untyped-def]
+def test_registry_refusing_the_login(credential_helper, world, write_config, registry) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     with StandinECR(password="a-password-the-registry-does-not-know") as wrong:
         docker_world(world, write_config, wrong.url, registry.address)
