@@ -2,7 +2,8 @@
 
 Under systemd (``JOURNAL_STREAM``/``INVOCATION_ID`` set) each line starts with a
 ``<N>`` syslog priority so ``journalctl -p warning`` filters it, and carries no
-timestamp of its own (journald adds one). Everything printed passes ``redact``.
+timestamp of its own (journald adds one). Everything printed passes ``redact``, then
+``shorten`` (a huge value is quoted by its ends only).
 The stdlib ``logging`` module is not used: it costs import time on the no-op path
 and knows nothing of priorities or secrets.
 """
@@ -59,6 +60,25 @@ def redact(text: str) -> str:
     return re.sub(_SECRET_SHAPES, lambda m: m.group(1) + m.group(2) + "***", text)
 
 
+LONGEST_WORD = 300  # characters of one value (a run without blanks) quoted in a log line
+LONGEST_LINE = 2000
+
+
+def _cut(text: str, head: int, tail: int) -> str:
+    return f"{text[:head]}…[{len(text) - head - tail} characters cut]…{text[-tail:]}"
+
+
+def shorten(line: str) -> str:
+    """``line`` with each value longer than LONGEST_WORD cut in its middle, and the whole line
+    at most about LONGEST_LINE characters: a 5 MB value in a file must not become a 5 MB
+    journal line. Both ends of a value stay (a path's file name is at its end)."""
+    if len(line) <= LONGEST_WORD:
+        return line
+    words = [_cut(word, 200, 60) if len(word) > LONGEST_WORD else word for word in line.split(" ")]
+    line = " ".join(words)
+    return _cut(line, 1400, 500) if len(line) > LONGEST_LINE else line
+
+
 def under_systemd(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
     return bool(environ.get("JOURNAL_STREAM") or environ.get("INVOCATION_ID"))
 
@@ -74,7 +94,7 @@ class Log:
     def emit(self, priority: int, message: str) -> None:
         if priority > self.threshold or self.stream is None:  # None: started with stderr closed
             return
-        line = redact(message).replace("\n", " ")
+        line = shorten(redact(message).replace("\n", " "))  # redacted whole: a cut could split a secret
         if self.journal:
             text = f"<{priority}>{line}"
         elif self.stream.isatty():
