@@ -521,7 +521,7 @@ def test_timer_schedule(timer: str) -> None:
 
 def _help_options() -> set[str]:
     options: set[str] = set()
-    for command in ([], ["login"], ["status"], ["logout"]):
+    for command in ([], ["login"], ["status"], ["logout"], ["doctor"]):
         done = run([sys.executable, "-m", "ecr_login_pkg", *command, "--help"], cwd=ROOT,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
         options |= set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", done.stdout.split("exit codes:")[0]))
@@ -553,7 +553,7 @@ def test_man_page_documents_every_option() -> None:
     assert {"--config", "--store", "--force", "--json", "--dry-run", "-v", "-q"} <= options
     missing = sorted(option for option in options if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text))
     assert not missing, f"ecr-login(8) does not mention {missing}"
-    for command in ("login", "status", "logout"):
+    for command in ("login", "status", "logout", "doctor"):
         assert re.search(rf"^ {{7}}{command}\b", text, re.M), f"no COMMANDS entry for {command}"
 
 
@@ -594,9 +594,10 @@ def test_bash_completion_offers_every_option() -> None:
         complete_for ecr-login --store ""
         complete_for ecr-login status --j
         complete_for ecr-login -v login --dr
+        complete_for ecr-login doctor --j
     """
     lines = run(["bash", "-c", script]).stdout.splitlines()
-    assert lines == ["login status logout", "docker file containers helm", "--json", "--dry-run"], lines
+    assert lines == ["login status logout doctor", "docker file containers helm", "--json", "--dry-run", "--json"], lines
 
 
 # --- piuparts ---------------------------------------------------------------------------
