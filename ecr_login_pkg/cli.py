@@ -20,9 +20,10 @@ EX_SOFTWARE = 70
 EX_OUTPUT = 120  # what Python itself exits with when stdout cannot be flushed
 
 EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
-(network, throttling, 5xx, lock held: retried on the next run), 77 denied by AWS
-or the registry, 78 configuration or store file error; status: 0 ok, 1 warning, 2 critical.
-See ecr-login(8)."""
+(network, throttling, 5xx, lock held, instance metadata not up yet: retried on the
+next run), 77 denied by AWS or the registry, 78 local set-up or configuration (no
+credentials, no region off EC2, a bad value or store file: retrying cannot help);
+status: 0 ok, 1 warning, 2 critical. See ecr-login(8)."""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

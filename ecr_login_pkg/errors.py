@@ -10,8 +10,8 @@ EX_OK = 0
 EX_USAGE = 64  # bad command line
 EX_DATAERR = 65  # AWS (or the AWS CLI) answered something we cannot use
 EX_TEMPFAIL = 75  # network, throttling, 5xx, a held lock: the next timer tick retries
-EX_NOPERM = 77  # AWS refused: missing or expired credentials, no permission
-EX_CONFIG = 78  # our configuration or a store's file is wrong: retrying will not help
+EX_NOPERM = 77  # AWS or the registry refused: unknown or expired credentials, no permission
+EX_CONFIG = 78  # local set-up (configuration, a store's file, no credentials, no region): retrying will not help
 
 # `ecr-login status` uses the monitoring-plugin convention.
 STATUS_OK = 0
@@ -34,6 +34,14 @@ class UsageError(EcrLoginError):
 
 class ConfigError(EcrLoginError):
     exit_code = EX_CONFIG
+
+
+class NotSetUpError(ConfigError):
+    """Nothing to log in with: no AWS credentials found, or no region on a host off EC2.
+
+    Retrying cannot help (78). On a host never set up at all (no configuration, no
+    registry, no credentials: readiness.nothing_set_up) ``login`` says so once and exits 0.
+    """
 
 
 class TemporaryError(EcrLoginError):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import TOKEN_LIFETIME, Target, env_endpoint
-from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, TemporaryError
+from .errors import ConfigError, DeniedError, EcrLoginError, MalformedAnswerError, NotSetUpError, TemporaryError
 from .logs import Log, redact, register_secret
 from .registry import PUBLIC_REGION, strip_url
 
@@ -209,10 +209,13 @@ class _BotoFetcher:
             error = exc.response.get("Error", {})
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             raise classify_client_error(str(error.get("Code", "Unknown")), status, str(error.get("Message", "")), what) from None
-        except (NoCredentialsError, PartialCredentialsError):
-            raise DeniedError(
-                f"{what}: no AWS credentials found (instance profile, AWS_* variables, or a profile in ~/.aws)"
+        except NoCredentialsError:  # the whole chain searched, instance metadata included: set-up, not a refusal
+            raise NotSetUpError(
+                f"{what}: no AWS credentials found (give this host an instance profile, AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws)"
             ) from None
+        except PartialCredentialsError as exc:
+            raise ConfigError(redact(f"{what}: incomplete AWS credentials: {exc}")) from None
         except (BotoConnectionError, HTTPClientError) as exc:
             raise TemporaryError(redact(f"{what}: {exc}")) from None
         except ValueError as exc:  # e.g. a body that is not UTF-8: botocore lets UnicodeDecodeError through
@@ -325,7 +328,7 @@ def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, st
             if f"({code})" in stderr:
                 raise DeniedError(f"{what}: {stderr}")
         if "Unable to locate credentials" in stderr:
-            raise DeniedError(f"{what}: no AWS credentials found")
+            raise NotSetUpError(f"{what}: no AWS credentials found")
         if "could not be found" in stderr and "profile" in stderr:
             raise ConfigError(f"{what}: {stderr}")
         raise TemporaryError(f"{what}: exit {done.returncode}: {stderr}")
@@ -345,16 +348,16 @@ def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Iden
     empty), so a run with nothing due never asks the metadata service.
 
     With metadata switched off (``AWS_EC2_METADATA_DISABLED=true``) nothing can
-    name a region: a configuration error (78). When the metadata service simply
-    did not answer, this may be a host that is not on EC2 or an EC2 host whose
-    network is not up yet at boot: temporary (75), so the timer's next tick
-    tries again, with a message that says both and how to set a region.
+    name a region: a set-up error (78). When the metadata service did not
+    answer, an EC2 host (``readiness.on_ec2``) may just not have its network up
+    yet at boot: temporary (75), the timer's next tick tries again. Any other
+    host has no metadata service to wait for: 78, with how to set a region.
     """
     if identity.region:
         return identity
     how = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
     if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
-        raise ConfigError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
+        raise NotSetUpError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
     from botocore.utils import InstanceMetadataRegionFetcher
 
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -366,10 +369,11 @@ def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Iden
     except Exception:  # botocore logs and swallows most IMDS errors itself; be as lenient
         region = None
     if not region:
-        raise TemporaryError(
-            "no AWS region: instance metadata did not answer (not on EC2, or the network is not up yet); "
-            f"on a host that is not on EC2, {how}"
-        )
+        from .readiness import on_ec2
+
+        if on_ec2(environ):
+            raise TemporaryError(f"no AWS region: instance metadata did not answer (the network may not be up yet); {how}")
+        raise NotSetUpError(f"no AWS region: this host is not on EC2 (no instance metadata): {how}")
     return replace(identity, region=region)
 
 

@@ -257,18 +257,33 @@ def test_token_with_user_aws_is_accepted_and_its_forms_are_masked() -> None:
     assert redact(f"a {password} b {encode('AWS:' + password)}") == "a *** b ***"
 
 
-# --- 5. no region from instance metadata: off is configuration, silent is temporary --------------
+# --- 5. no region from instance metadata: silent on EC2 is temporary, anything else is set-up (#9.4) ---
 
 
-def test_instance_metadata_not_answering_is_temporary(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_instance_metadata_not_answering_on_ec2_is_temporary(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    # a metadata service named for this host: it is there, maybe not yet reachable at boot
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{closed_port()}/")
     config = write_config("[defaults]\nstores = file\n")
     result = run_ecr_login("--config", config)
     assert result.code == 75, result  # the network may come up: the next timer tick tries again
-    assert "not on EC2" in result.stderr and "network" in result.stderr
+    assert "did not answer" in result.stderr and "network" in result.stderr
     assert "AWS_REGION" in result.stderr and "--region" in result.stderr
+
+
+def test_no_region_off_ec2_is_set_up_not_temporary(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ecr_login_pkg.readiness import on_ec2
+
+    if on_ec2({}):
+        pytest.skip("this host is an EC2 instance: its instance metadata names a region")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+    config = write_config("[defaults]\nstores = file\n")
+    result = run_ecr_login("--config", config)
+    # Before #9.4 this was 75 ("the next tick retries"), though no tick ever could: no metadata exists here.
+    assert result.code == 78, result
+    assert "no AWS region: this host is not on EC2" in result.stderr and "--region" in result.stderr
 
 
 def test_instance_metadata_switched_off_is_configuration(aws_env, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
