@@ -1,6 +1,7 @@
 # ecr-login — build, lint and test. See README.md.
 #
-#   make deb     Debian package (dpkg-buildpackage -us -uc -b) into out/
+#   make deb     Debian source and binary package (dpkg-buildpackage -us -uc) into out/
+#   make dist    the release tarball ecr-login-VERSION.tar.gz (also the .orig.tar.gz) into out/
 #   make stdeb   the same package by the stdeb route, into out/stdeb/
 #   make lint    ruff, mypy, lintian
 #   make test    set-up, then the whole test suite (exactly what CI runs)
@@ -29,32 +30,53 @@ PYTEST_ARGS ?=
 DEB_PYTHON ?= /usr/bin/python3
 OUT ?= out
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ecr_login_pkg/__init__.py)
-DEB := $(OUT)/ecr-login_$(VERSION)_all.deb
+# The Debian version: upstream VERSION plus the Debian revision (0.1.0-1).
+DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB := $(OUT)/ecr-login_$(DEB_VERSION)_all.deb
 ARCH := $(shell dpkg --print-architecture)
-CHANGES := $(OUT)/ecr-login_$(VERSION)_$(ARCH).changes
+CHANGES := $(OUT)/ecr-login_$(DEB_VERSION)_$(ARCH).changes
+# Debian builds use Debian's interpreters (pybuild runs python3.X by name), not
+# a python3 that comes first on the caller's PATH (pyenv, a venv).
+DEB_PATH ?= /usr/sbin:/usr/bin:/sbin:/bin
+# The release tarball: made from the tree (no .git needed), reproducibly
+# (sorted names, root-owned, mtime = the date of the last debian/changelog entry).
+DIST := $(OUT)/ecr-login-$(VERSION).tar.gz
+SOURCE_DATE_EPOCH ?= $(shell dpkg-parsechangelog -S Timestamp 2>/dev/null)
 
 # Copy the working tree (committed or not) without build output and caches.
 define copy_tree
 	rm -rf $(1) && mkdir -p $(1)
 	tar --exclude=./out --exclude=./.git --exclude=./.venv --exclude=./.mypy_cache --exclude=./.ruff_cache \
-	    --exclude=./.pytest_cache --exclude=./.benchmarks --exclude=__pycache__ \
-	    --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./deb_dist \
+	    --exclude=./.pytest_cache --exclude=./.benchmarks --exclude=./.hypothesis --exclude=__pycache__ \
+	    --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./deb_dist --exclude=./.pybuild \
 	    -cf - . | tar -C $(1) -xf -
 endef
 
-.PHONY: all setup deb stdeb lint test clean
+.PHONY: all setup dist deb stdeb lint test clean
 
 all: deb
 
-deb:
+# The upstream release tarball, what debian/watch and the spec's Source0 name.
+# Without debian/: the Debian packaging travels as the .debian.tar.xz.
+dist:
+	$(call copy_tree,$(OUT)/build/dist/ecr-login-$(VERSION))
+	mkdir -p $(OUT)
+	tar -C $(OUT)/build/dist --exclude=ecr-login-$(VERSION)/debian --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
+	    --numeric-owner -cf - ecr-login-$(VERSION) | gzip -n -9 > $(DIST).partial
+	mv $(DIST).partial $(DIST)
+	@ls -l $(DIST)
+
+# Source format 3.0 (quilt): the release tarball is the .orig.tar.gz.
+deb: dist
 	$(call copy_tree,$(OUT)/build/deb/ecr-login-$(VERSION))
-	cd $(OUT)/build/deb/ecr-login-$(VERSION) && dpkg-buildpackage -us -uc -b
-	cp $(OUT)/build/deb/*.deb $(OUT)/build/deb/*.changes $(OUT)/build/deb/*.buildinfo $(OUT)/
+	cp $(DIST) $(OUT)/build/deb/ecr-login_$(VERSION).orig.tar.gz
+	cd $(OUT)/build/deb/ecr-login-$(VERSION) && PATH=$(DEB_PATH) dpkg-buildpackage -us -uc
+	cp $(OUT)/build/deb/ecr-login_$(DEB_VERSION)* $(OUT)/build/deb/ecr-login_$(VERSION).orig.tar.gz $(OUT)/
 	@ls -l $(DEB)
 
 stdeb:
 	$(call copy_tree,$(OUT)/build/stdeb/src)
-	cd $(OUT)/build/stdeb/src && $(DEB_PYTHON) setup.py --command-packages=stdeb.command \
+	cd $(OUT)/build/stdeb/src && PATH=$(DEB_PATH) $(DEB_PYTHON) setup.py --command-packages=stdeb.command \
 	    sdist_dsc --compat 13 bdist_deb
 	mkdir -p $(OUT)/stdeb
 	cp $(OUT)/build/stdeb/src/deb_dist/*.deb $(OUT)/stdeb/

@@ -1,4 +1,10 @@
-"""Packaging metadata for ecr-login (setuptools; also read by stdeb and pybuild)."""
+"""Packaging metadata for ecr-login (setuptools; also read by stdeb and pybuild).
+
+Built through pyproject.toml's [build-system] (PEP 517: pybuild's pyproject
+plugin on Debian, %pyproject_wheel on Fedora/RHEL). The metadata stays here,
+not in a [project] table, because RHEL 9's setuptools 53 predates PEP 621 and
+stdeb reads setup.py.
+"""
 
 import re
 from pathlib import Path
@@ -22,7 +28,8 @@ setup(
     url="https://example.org/ecr-login",
     packages=find_packages(include=["ecr_login_pkg", "ecr_login_pkg.*"]),
     python_requires=">=3.9",
-    install_requires=["boto3"],
+    # The code imports botocore only (ecr_login_pkg/tokens.py), never boto3.
+    install_requires=["botocore"],
     entry_points={"console_scripts": ["ecr-login = ecr_login_pkg.cli:run"]},
     classifiers=[
         "Environment :: Console",
