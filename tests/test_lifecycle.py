@@ -128,7 +128,9 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> Debs:
         f" -- ecr-login developers <ecr-login@example.org>  {stamp}\n\n"
     )
     changelog.write_text(entry + changelog.read_text())
-    _build(["dpkg-buildpackage", "-us", "-uc", "-b"], tree, "building the upgrade .deb")
+    # Debian's interpreters, as `make deb` (DEB_PATH): pybuild runs python3.X by name.
+    _build(["env", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "dpkg-buildpackage", "-us", "-uc", "-b"], tree,
+           "building the upgrade .deb")
     upgrade = tree.parent / f"ecr-login_{upgrade_version}_all.deb"
     assert upgrade.is_file()
     return Debs(current, upgrade, version, upgrade_version, time.monotonic() - started)
