@@ -1,31 +1,38 @@
 #!/usr/bin/env python3
-"""ecr-login against the pipeline it replaces, on loopback: time and peak memory.
+"""ecr-login against the pipeline it replaces, on loopback: the goals of issue #12.
 
     make bench                      # or: python3 bench/bench.py [--delay-ms 30] [--runs 5]
 
 Starts the stand-in ECR API (tests/standin_ecr.py, with an added delay per
 GetAuthorizationToken call to mimic the round trip to AWS) and one real registry
 (Debian's docker-registry, htpasswd user AWS) per registry address used, then
-measures, interleaved round by round, medians of --runs runs of:
+measures, interleaved round by round, medians of --runs rounds of:
 
 1. one registry: ``aws ecr get-login-password | docker login --password-stdin``
-   vs ``ecr-login login --force`` with the docker store and with the file store;
+   vs ``ecr-login login --force`` with the docker store and with the file store
+   (goal: at most 0.5x the pipeline);
 2. N registries over 5 regions (accounts x regions): the pipeline in a shell loop,
-   one per registry, vs one ``ecr-login login --force`` (file store, docker store);
-3. a run with nothing due vs ``python3 -c pass`` on the same interpreter;
-4. the peak RSS of each (/usr/bin/time's %M: the largest process of its tree);
-5. botocore alone (imported as ecr-login imports it, one ECR client made, no call):
-   the floor under a forced run's time and memory, which no change to ecr-login lowers.
+   one per registry, vs one ``ecr-login login --force`` (goal at 50: at most 0.05x);
+3. a run with nothing due vs that same 1-registry pipeline, the two alternating run
+   by run (--noop-repeat per round) so that both see the same load (goal: at most 0.1x,
+   what the cron line ecr-login replaces pays at every tick); ``python3 -c pass`` on
+   the same interpreter is shown beside it for information;
+4. botocore alone (plain ``botocore.session.Session().create_client("ecr", ...)``, no
+   call, a normal exit): the floor under a forced run, which no change to ecr-login lowers.
+
+Peak RSS (/usr/bin/time's %M, from each case's untimed warm-up run) is shown for
+information; it has no goal since #12.
 
 ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher like the
 Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter
 given (default: the real ``python3`` first on PATH, and /usr/bin/python3 when it
-has botocore). Each row names its interpreter; each no-op is compared with
-``python3 -c pass`` on the same one. Wall times suffer when other work shares the
-CPUs; the CPU-time column much less. The AWS
-CLI is the one on PATH (a pyenv shim is resolved to the script behind it).
-Passwords live only in files and pipes. Every child has a timeout; the servers
-stop on exit. Prints a table, writes bench/results.json and bench/chart.png.
+has botocore). Each row names its interpreter. Wall times suffer when other work
+shares the CPUs; the CPU-time column much less. The AWS CLI is the one on PATH (a
+pyenv shim is resolved to the script behind it). With --before REV (default: the
+last results before #12) the goals are also computed from REV's bench/results.json
+and shown side by side. Passwords live only in files and pipes. Every child has a
+timeout; the servers stop on exit. Prints the tables, writes bench/results.json and
+bench/chart.png.
 """
 
 from __future__ import annotations
@@ -43,9 +50,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -57,12 +66,13 @@ from standin_ecr import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, Standi
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2", "eu-central-1")
 CHILD_TIMEOUT = 600.0
 TIME = "/usr/bin/time"  # Debian package `time`
-GOALS = {
-    "one_registry": 0.5,  # ecr-login / pipeline, one registry
-    "many_registries": 0.05,  # ecr-login (file store) / shell loop, 50 registries over 5 regions
-    "no_op": 2.0,  # no-op run / python3 -c pass, same interpreter
-    "peak_rss": 0.6,  # ecr-login / the AWS CLI
+GOALS = {  # issue #12
+    "one_registry": 0.5,  # ecr-login --force / the pipeline, one registry
+    "many_registries": 0.05,  # ecr-login --force (file store) / the shell loop, 50 registries over 5 regions
+    "no_op": 0.1,  # a run with nothing due / the 1-registry pipeline, measured side by side
 }
+# The last committed results before #12 (standard parts): the "before" of README's table.
+BEFORE = "44b9b11"
 LAUNCHER = '''#!{python}
 # debian/bin/ecr-login (the package's /usr/bin/ecr-login), with the package from the benchmark's
 # compiled copy, found after the standard library as an installed package is.
@@ -72,20 +82,15 @@ from ecr_login_pkg.cli import run
 
 run()
 '''
-# What botocore itself costs, with none of ecr-login's work: imported as ecr-login imports it
-# (botosetup: load_botocore, lean_loader), one ECR client made, no call, and left as ecr-login leaves. The floor
-# under ecr-login --force.
+# What botocore itself costs, with none of ecr-login's work: botocore as anyone uses it (its
+# public API), a client made with the settings ecr-login gives its own, no call, a normal exit.
+# The floor under ecr-login --force.
 BOTOCORE_ALONE = """
-import sys
-sys.path.append({site!r})
-from ecr_login_pkg.botosetup import lean_loader, load_botocore
-load_botocore()
 import botocore.session
-session = botocore.session.Session()
-session.register_component("data_loader", lean_loader(session.get_config_variable("data_path")))
-session.create_client("ecr", region_name="us-east-1", endpoint_url={url!r})
-import os
-os._exit(0)  # as ecr-login leaves (cli.run): no interpreter teardown
+from botocore.config import Config
+
+config = Config(retries={{"total_max_attempts": 1, "mode": "standard"}})
+botocore.session.Session().create_client("ecr", region_name="us-east-1", endpoint_url={url!r}, config=config)
 """
 
 
@@ -101,7 +106,7 @@ class Case:
     command: list[str]
     env: dict[str, str]
     token_calls: int  # GetAuthorizationToken calls one run must make (checked on every run)
-    repeat: int = 1  # runs per round (more for the millisecond-scale cases)
+    repeat: int = 1  # runs per round (more for the cases compared run by run: no-ops and their yardsticks)
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)  # user + system of the whole process tree
     rss_kb: list[int] = field(default_factory=list)
@@ -112,16 +117,17 @@ class Case:
             "registries": self.registries, "runs": len(self.seconds),
             "median_s": statistics.median(self.seconds), "min_s": min(self.seconds), "max_s": max(self.seconds),
             "median_cpu_s": statistics.median(self.cpu_seconds),
-            "median_peak_rss_kb": int(statistics.median(self.rss_kb)), "seconds": self.seconds, "peak_rss_kb": self.rss_kb,
+            "median_peak_rss_kb": int(statistics.median(self.rss_kb)) if self.rss_kb else 0,
+            "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_rss_kb": self.rss_kb,
         }
 
 
-def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = True) -> None:
-    """Run the case's command once; record its wall time and/or its peak RSS.
+def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = False) -> None:
+    """Run the case's command once; record its wall and CPU time, or (untimed) its peak RSS.
 
     The peak RSS comes from /usr/bin/time (%M: the largest process of the tree; a child
     forked from this big Python process would report this process's RSS instead). It adds
-    a fork and an exec, so the millisecond cases are timed in runs of their own without it.
+    a fork and an exec, so it is taken in untimed runs only.
     """
     calls_before = ecr.call_count
     cpu_before = children_cpu()
@@ -148,7 +154,7 @@ def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = Tru
     calls = ecr.call_count - calls_before
     if calls != case.token_calls:
         raise SystemExit(f"bench: {case.key} made {calls} token call(s), expected {case.token_calls}:\n{message}")
-    if timed:
+    if timed and not rss:
         case.seconds.append(elapsed)
         case.cpu_seconds.append(cpu)
     if rss:
@@ -260,14 +266,16 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
         specs = [word for (_host, region), address in zip(hosts, addresses) for word in (region, address)]
         if count == 1:
             command = ["bash", "-c", one, "pipeline", ecr_url, *specs]
-            cases.append(Case("pipeline_1", "1 registry", "aws | docker login (pipeline)", cli, 1, command, env, 1))
+            # the yardstick of the no-op goal too: it alternates with the no-op runs, run by run
+            cases.append(Case("pipeline_1", "1 registry", "aws | docker login (pipeline)", cli, 1, command, env, 1,
+                              repeat=args.noop_repeat))
         else:
             command = ["bash", "-c", loop, "pipeline-loop", ecr_url, *specs]
             cases.append(Case(f"pipeline_{count}", f"{count} registries / {len(REGIONS)} regions",
                               "aws | docker login, shell loop", cli, count, command, env, count))
     for python, label in pythons.items():
         launcher = str(launchers[python])
-        tag = "deb" if python.startswith("/usr/bin/") else "local"
+        tag = tag_of(python)
         for count in args.sizes:
             hosts = registry_hosts(count)
             scenario = "1 registry" if count == 1 else f"{count} registries / {len(REGIONS)} regions"
@@ -282,7 +290,7 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
                     cases.append(Case(f"noop_{tag}_{count}_{store}", f"no-op, {scenario}",
                                       f"ecr-login, nothing due ({store} store)", label, count,
                                       [launcher, "--config", str(config)], env, 0, repeat=args.noop_repeat))
-        alone = BOTOCORE_ALONE.format(site=str(work / "site"), url=ecr_url)
+        alone = BOTOCORE_ALONE.format(url=ecr_url)
         cases.append(Case(f"botocore_{tag}", "botocore alone (the floor)", "import botocore + one ECR client, no call",
                           label, 1, [python, "-c", alone], isolated_env(base, work / f"home-botocore-{tag}", ecr_url), 0))
         pass_env = {k: v for k, v in base.items() if not k.startswith("PYTHON")}
@@ -291,66 +299,139 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
     return cases
 
 
-def ratio(cases: dict[str, Case], numerator: str, denominator: str, *, rss: bool = False, cpu: bool = False) -> float | None:
-    if numerator not in cases or denominator not in cases:
-        return None
-
-    def pick(case: Case) -> float:
-        return statistics.median(case.rss_kb if rss else case.cpu_seconds if cpu else case.seconds)
-
-    return pick(cases[numerator]) / pick(cases[denominator])
+Summaries = Mapping[str, Mapping[str, Any]]  # case key -> Case.summary() (this run's, or a committed results.json's)
+MEASURES = {"s": "median_s", "cpu": "median_cpu_s", "rss": "median_peak_rss_kb"}
 
 
-def goal_rows(cases: dict[str, Case], pythons: dict[str, str], sizes: list[int]) -> list[dict[str, object]]:
-    rows = []
+def tag_of(python: str) -> str:
+    """The short name of an interpreter in case keys: Debian's (the package's) or the local one."""
+    return "deb" if python.startswith("/usr/bin/") else "local"
+
+
+def goal_rows(summaries: Summaries, interpreters: Mapping[str, str], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """The ratios of #12's goals (goal set) and the informational ones beside them (goal None).
+
+    Pure: works as well on a committed results.json's cases, which is how the table
+    shows the before and after of a change side by side.
+    """
     biggest = max(sizes)
-    for python, label in pythons.items():
-        tag = "deb" if python.startswith("/usr/bin/") else "local"
-        checks = [
-            ("one_registry", "1 registry: ecr-login --force (docker store) / pipeline",
-             ratio(cases, f"ecr_login_{tag}_1_docker", "pipeline_1")),
-            ("one_registry", "1 registry: ecr-login --force (file store) / pipeline",
-             ratio(cases, f"ecr_login_{tag}_1_file", "pipeline_1")),
-            ("many_registries", f"{biggest} registries / {len(REGIONS)} regions: ecr-login --force (file) / shell loop",
-             ratio(cases, f"ecr_login_{tag}_{biggest}_file", f"pipeline_{biggest}")),
-            ("no_op", "no-op, 1 registry (docker store) / python3 -c pass",
-             ratio(cases, f"noop_{tag}_1_docker", f"pass_{tag}")),
-            ("no_op", f"no-op, {biggest} registries (file store) / python3 -c pass",
-             ratio(cases, f"noop_{tag}_{biggest}_file", f"pass_{tag}")),
-            ("no_op", "no-op, 1 registry (docker store) / python3 -c pass, in CPU time (less sensitive to load)",
-             ratio(cases, f"noop_{tag}_1_docker", f"pass_{tag}", cpu=True)),
-            ("no_op", f"no-op, {biggest} registries (file store) / python3 -c pass, in CPU time",
-             ratio(cases, f"noop_{tag}_{biggest}_file", f"pass_{tag}", cpu=True)),
-            ("peak_rss", "peak RSS: ecr-login --force, 1 registry (file store) / aws get-login-password",
-             ratio(cases, f"ecr_login_{tag}_1_file", "aws_alone", rss=True)),
-            ("peak_rss", f"peak RSS: ecr-login --force, {biggest} registries (file store) / aws get-login-password",
-             ratio(cases, f"ecr_login_{tag}_{biggest}_file", "aws_alone", rss=True)),
-            ("peak_rss", "peak RSS of botocore alone (import + one ECR client, no ecr-login code) / aws get-login-password",
-             ratio(cases, f"botocore_{tag}", "aws_alone", rss=True)),
-            ("one_registry", "time of botocore alone (import + one ECR client, no call) / pipeline",
-             ratio(cases, f"botocore_{tag}", "pipeline_1")),
+    rows = []
+    for python, label in interpreters.items():
+        tag = tag_of(python)
+        checks: list[tuple[str | None, str, str, str, str]] = [
+            ("one_registry", "1 registry: ecr-login --force (docker store) / pipeline", f"ecr_login_{tag}_1_docker",
+             "pipeline_1", "s"),
+            ("one_registry", "1 registry: ecr-login --force (file store) / pipeline", f"ecr_login_{tag}_1_file",
+             "pipeline_1", "s"),
+            ("many_registries", f"{biggest} registries / {len(REGIONS)} regions: ecr-login --force (file store) / shell loop",
+             f"ecr_login_{tag}_{biggest}_file", f"pipeline_{biggest}", "s"),
+            ("many_registries", f"{biggest} registries / {len(REGIONS)} regions: ecr-login --force (docker store) / shell loop",
+             f"ecr_login_{tag}_{biggest}_docker", f"pipeline_{biggest}", "s"),
+            ("no_op", "no-op, 1 registry (docker store) / 1-registry pipeline", f"noop_{tag}_1_docker", "pipeline_1", "s"),
+            ("no_op", f"no-op, {biggest} registries (file store) / 1-registry pipeline", f"noop_{tag}_{biggest}_file",
+             "pipeline_1", "s"),
+            (None, "no-op, 1 registry (docker store) / 1-registry pipeline, in CPU time (less sensitive to load)",
+             f"noop_{tag}_1_docker", "pipeline_1", "cpu"),
+            (None, "no-op, 1 registry (docker store) / python3 -c pass on the same python (the old yardstick)",
+             f"noop_{tag}_1_docker", f"pass_{tag}", "s"),
+            (None, f"no-op, {biggest} registries (file store) / python3 -c pass on the same python",
+             f"noop_{tag}_{biggest}_file", f"pass_{tag}", "s"),
+            (None, "botocore alone (import + one ECR client, no call) / 1-registry pipeline: the floor of a forced run",
+             f"botocore_{tag}", "pipeline_1", "s"),
+            (None, "peak RSS: ecr-login --force, 1 registry (file store) / aws ecr get-login-password",
+             f"ecr_login_{tag}_1_file", "aws_alone", "rss"),
+            (None, "peak RSS: botocore alone / aws ecr get-login-password", f"botocore_{tag}", "aws_alone", "rss"),
         ]
-        for goal, what, value in checks:
-            if value is not None:
-                rows.append({"interpreter": label, "goal": goal, "what": what, "ratio": value,
-                             "target": GOALS[goal], "met": value <= GOALS[goal]})
+        for goal, what, numerator, denominator, measure in checks:
+            if numerator not in summaries or denominator not in summaries:
+                continue
+            top = float(summaries[numerator][MEASURES[measure]])
+            bottom = float(summaries[denominator][MEASURES[measure]])
+            if not bottom:
+                continue
+            value = top / bottom
+            rows.append({
+                "id": f"{tag}:{measure}:{what}", "interpreter": label, "tag": tag, "goal": goal,
+                "what": what, "numerator": numerator, "denominator": denominator, "measure": measure,
+                "numerator_value": top, "denominator_value": bottom, "ratio": value,
+                "target": GOALS[goal] if goal else None, "met": value <= GOALS[goal] if goal else None,
+            })
     return rows
 
 
-def table(cases: list[Case], goals: list[dict[str, object]]) -> str:
-    lines = ["| scenario | tool | interpreter | median s | min-max s | CPU s | peak RSS MB |",
-             "|---|---|---|---:|---:|---:|---:|"]
+def amount(value: float, measure: str) -> str:
+    """A median as people read it: 0.225 s, 43 ms, 42.1 MB."""
+    if measure == "rss":
+        return f"{value / 1024:.1f} MB"
+    return f"{value * 1000:.0f} ms" if value < 0.1 else f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def verdict(row: Mapping[str, Any]) -> str:
+    if row["goal"] is None:
+        return "no goal"
+    return f"<= {row['target']}x: {'met' if row['met'] else 'MISSED'}"
+
+
+def cell(row: Mapping[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    text = (f"{amount(row['numerator_value'], row['measure'])} / {amount(row['denominator_value'], row['measure'])}"
+            f" = {row['ratio']:.3f}x")
+    return text if row["goal"] is None else f"{text}, {'met' if row['met'] else 'MISSED'}"
+
+
+def table(cases: list[Case], goals: list[dict[str, Any]]) -> str:
+    lines = ["| scenario | tool | interpreter | runs | median s | min-max s | CPU s | peak RSS MB (1 run, no goal) |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for case in cases:
+        rss = f"{case.rss_kb[0] / 1024:.1f}" if case.rss_kb else "-"
         lines.append(
-            f"| {case.scenario} | {case.tool} | {case.interpreter} | {statistics.median(case.seconds):.3f} | "
-            f"{min(case.seconds):.3f}-{max(case.seconds):.3f} | {statistics.median(case.cpu_seconds):.3f} | "
-            f"{statistics.median(case.rss_kb) / 1024:.1f} |"
+            f"| {case.scenario} | {case.tool} | {case.interpreter} | {len(case.seconds)} | "
+            f"{statistics.median(case.seconds):.3f} | {min(case.seconds):.3f}-{max(case.seconds):.3f} | "
+            f"{statistics.median(case.cpu_seconds):.3f} | {rss} |"
         )
-    lines += ["", "| goal | interpreter | ratio | target | met |", "|---|---|---:|---:|---|"]
+    lines += ["", "| ratio | interpreter | medians | goal |", "|---|---|---:|---|"]
     for row in goals:
-        lines.append(f"| {row['what']} | {row['interpreter']} | {row['ratio']:.3f}x | <= {row['target']}x | "
-                     f"{'yes' if row['met'] else 'NO'} |")
+        lines.append(f"| {row['what']} | {row['interpreter']} | {cell(row)} | {verdict(row)} |")
     return "\n".join(lines)
+
+
+def comparison(before: list[dict[str, Any]], after: list[dict[str, Any]], before_name: str) -> str:
+    """The same ratios before and after, side by side, one column pair per interpreter."""
+    tags = list(dict.fromkeys(row["tag"] for row in after))
+    labels = {row["tag"]: row["interpreter"] for row in after}
+    old = {row["id"]: row for row in before}
+    header = "| ratio | goal | " + " | ".join(f"{labels[t]}: before ({before_name}) | after" for t in tags) + " |"
+    lines = [header, "|---|---|" + "---:|---:|" * len(tags)]
+    order = list(dict.fromkeys(row["id"].split(":", 1)[1] for row in after))
+    by_id = {row["id"]: row for row in after}
+    for rest in order:
+        first = next(by_id[f"{t}:{rest}"] for t in tags if f"{t}:{rest}" in by_id)
+        goal = "no goal" if first["goal"] is None else f"<= {first['target']}x"
+        cells = []
+        for t in tags:
+            cells += [cell(old.get(f"{t}:{rest}")), cell(by_id.get(f"{t}:{rest}"))]
+        lines.append(f"| {first['what']} | {goal} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def committed_results(revision: str) -> dict[str, Any] | None:
+    """bench/results.json as committed at ``revision`` (None, with a note, when git cannot say)."""
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:bench/results.json"],
+                              capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        print(f"bench: no before/after table: {exc}", file=sys.stderr)
+        return None
+    if done.returncode != 0:
+        print(f"bench: no before/after table: git show {revision}: {done.stderr.strip()}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout)
+
+
+def goal_rows_of(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    summaries = {case["key"]: case for case in results["cases"]}
+    return goal_rows(summaries, results["meta"]["interpreters"], results["meta"]["sizes"])
 
 
 def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], sizes: list[int], delay_ms: float) -> str:
@@ -366,7 +447,7 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
         ("aws | docker login (loop)", "pipeline_{n}", "pipeline_1", "black", "o")]
     colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red"])
     for python, label in pythons.items():
-        tag = "deb" if python.startswith("/usr/bin/") else "local"
+        tag = tag_of(python)
         short = label.split(" (")[0] + (" Debian" if tag == "deb" else "")
         series.append((f"ecr-login, docker store, {short}", f"ecr_login_{tag}_{{n}}_docker", None, next(colours), "s"))
         series.append((f"ecr-login, file store, {short}", f"ecr_login_{tag}_{{n}}_file", None, next(colours), "^"))
@@ -397,11 +478,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every token call (default 30)")
     parser.add_argument("--runs", type=int, default=5, help="rounds; each case runs once per round (default 5, at least 5)")
-    parser.add_argument("--noop-repeat", type=int, default=10, help="runs per round of the millisecond cases (default 10)")
+    parser.add_argument("--noop-repeat", type=int, default=10,
+                        help="runs per round of the no-op runs and their yardsticks, alternating (default 10)")
     parser.add_argument("--sizes", default="1,10,50", help="numbers of registries (default 1,10,50)")
     parser.add_argument("--python", action="append", help="interpreter(s) for ecr-login (repeatable)")
     parser.add_argument("--aws", default="aws", help="the AWS CLI (default: aws on PATH)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where results.json and chart.png go")
+    parser.add_argument("--before", default=BEFORE, metavar="REV",
+                        help=f"also compute the goals from REV's bench/results.json, side by side (default {BEFORE}, "
+                             "the last results before #12; 'none' for no comparison)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds, sizes 1,10 (not for results)")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(n) for n in ("1,10" if args.quick else args.sizes).split(",")})
@@ -446,46 +531,56 @@ def main(argv: list[str] | None = None) -> int:
         launchers = install_copy(work, list(pythons))
         cases = build_cases(args, work, ecr.url, addresses, pythons, launchers, aws)
         by_key = {case.key: case for case in cases}
-        for case in cases:  # warm-up, not recorded: page cache, pyc files, and a first login for the no-op runs
-            run_once(case, ecr, timed=False, rss=False)
+        # Warm-up, untimed: page cache, pyc files, a first login for the no-op runs; and each
+        # case's peak RSS (for information: no goal since #12).
+        for case in cases:
+            run_once(case, ecr, rss=True)
         slow = [case for case in cases if case.repeat == 1]
-        fast = [case for case in cases if case.repeat > 1]  # no-op runs and `python3 -c pass`: milliseconds
+        fast = [case for case in cases if case.repeat > 1]  # no-op runs, `python3 -c pass`, the 1-registry pipeline
         started = time.time()
         for round_number in range(1, args.runs + 1):
             shift = round_number % len(slow)
             for case in slow[shift:] + slow[:shift]:  # rotated: no case always follows the same one
                 run_once(case, ecr)
-            # The millisecond cases alternate run by run, so that each no-op and the `python3 -c pass`
-            # it is compared with see the same load on the machine.
+            # The no-op runs and what they are compared with (the 1-registry pipeline, `python3 -c
+            # pass`) alternate run by run, so that they see the same load on the machine.
             for _ in range(args.noop_repeat):
                 for case in fast:
-                    run_once(case, ecr, rss=False)
-            for case in fast:
-                run_once(case, ecr, timed=False)
+                    run_once(case, ecr)
             print(f"bench: round {round_number}/{args.runs} done ({time.time() - started:.0f} s)", file=sys.stderr)
         check_logins(by_key, addresses, args.sizes)
         calls = ecr.call_count
 
-    goals = goal_rows(by_key, pythons, args.sizes)
-    text = table(cases, goals)
     load_after = os.getloadavg()
-    print(f"ecr-login bench, {time.strftime('%Y-%m-%d', time.gmtime())}: {os.cpu_count()} CPUs, load average "
+    summaries = {case.key: case.summary() for case in cases}
+    goals = goal_rows(summaries, pythons, args.sizes)
+    text = table(cases, goals)
+    print(f"ecr-login bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.1f} before and {load_after[0]:.1f} after; +{args.delay_ms:g} ms per token call; "
-          f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs for the millisecond cases)\n")
+          f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs, alternating, for the no-op runs "
+          "and the 1-registry pipeline)\n")
     print(text)
+    before = None if args.before == "none" else committed_results(args.before)
+    side_by_side = None
+    if before is not None:
+        side_by_side = comparison(goal_rows_of(before), goals, args.before)
+        print(f"\nbefore ({args.before}, {before['meta']['date']}) and after (this run):\n")
+        print(side_by_side)
     results = {
         "meta": {
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+            "load_average_before": load_before, "load_average_after": load_after,
             "delay_ms_per_token_call": args.delay_ms, "rounds": args.runs, "noop_repeat": args.noop_repeat,
             "sizes": args.sizes, "regions": list(REGIONS), "aws_cli": aws, "aws_cli_version": aws_version(aws),
             "docker": shutil.which("docker"), "interpreters": pythons, "botocore": botocore_versions,
-            "token_calls_served": calls, "quick": args.quick,
+            "token_calls_served": calls, "quick": args.quick, "goals": GOALS,
+            "before": {"revision": args.before, "date": before["meta"]["date"]} if before else None,
         },
         "cases": [case.summary() for case in cases],
         "goals": goals,
         "table_markdown": text,
+        "before_after_markdown": side_by_side,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Side experiment of #12: does interpreter teardown still matter, now that ecr-login ends with sys.exit?
+
+    python3 bench/exits.py [--runs 30] [--before 44b9b11]
+
+On the same loopback set-up as bench/bench.py (the stand-in ECR, +30 ms per token
+call, one real docker-registry), it runs, interleaved run by run so that every
+variant sees the same load, on each interpreter:
+
+- ``ecr-login login --force`` for one registry (docker store), and a run with
+  nothing due, launched four ways:
+  * ``sys.exit``: the shipped launcher (cli.run: ``sys.exit(main())``);
+  * ``gc.freeze``: ``main()``, then ``gc.freeze()``, then ``sys.exit``;
+  * ``os._exit``: ``main()``, flush stdout/stderr, ``os._exit``: no teardown at all,
+    the upper bound of what any change to the exit can save;
+  * the code at --before (the last bench results before #12), as it shipped then
+    (its own cli.run left through os._exit), to compare before and after on the same
+    machine at the same time, not across days;
+- the 1-registry ``aws ecr get-login-password | docker login`` pipeline, the yardstick.
+
+Reports medians of wall and CPU time, and each variant's median difference from
+``sys.exit`` in the same round (paired: the load of the moment cancels out); then
+where a no-op run's time goes (``-X importtime``, the largest imports). Writes
+bench/exits.json. Takes about two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bench import (
+    BEFORE,
+    BENCH_DIR,
+    REPO,
+    Case,
+    LocalRegistry,
+    StandinECR,
+    describe_python,
+    isolated_env,
+    real_aws,
+    real_python,
+    registry_hosts,
+    run_once,
+    write_config,
+)
+
+SHIPPED = "from ecr_login_pkg.cli import run\n\nrun()\n"
+EXITS = {
+    "sys.exit": SHIPPED,
+    "gc.freeze": "import gc\nfrom ecr_login_pkg.cli import main\n\ncode = main()\ngc.freeze()\nsys.exit(code)\n",
+    "os._exit": ("import os\nfrom ecr_login_pkg.cli import main\n\ncode = main()\nsys.stdout.flush()\n"
+                 "sys.stderr.flush()\nos._exit(code)\n"),
+}
+HEAD = "#!{python}\nimport sys\nsys.path.append({site!r})\n"
+
+
+def copy_of(revision: str | None, target: Path, pythons: list[str]) -> Path:
+    """ecr_login_pkg as in the working tree (None) or at a commit, compiled for each interpreter."""
+    target.mkdir(parents=True)
+    if revision is None:
+        subprocess.run(["cp", "-r", str(REPO / "ecr_login_pkg"), str(target)], check=True, timeout=60)
+    else:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "ecr_login_pkg"], check=True,
+                                 capture_output=True, timeout=60).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True, timeout=60)
+    for python in pythons:
+        subprocess.run([python, "-m", "compileall", "-q", str(target)], check=True, timeout=120)
+    return target
+
+
+def launcher(path: Path, python: str, site: Path, body: str) -> str:
+    path.write_text(HEAD.format(python=python, site=str(site)) + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def importtime(python: str, command: list[str], env: dict[str, str], top: int = 12) -> dict[str, Any]:
+    """A run's imports under -X importtime: how many, their total, and the largest (cumulative, in ms)."""
+    done = subprocess.run([python, "-X", "importtime", *command], env=env, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.split("|", 2)
+        rows.append((name.strip(), int(self_us.split(":")[1]), int(cumulative_us)))
+    total = sum(self_us for _name, self_us, _cumulative in rows)
+    largest = sorted(rows, key=lambda row: row[2], reverse=True)[:top]
+    return {"modules": len(rows), "total_self_ms": total / 1000,
+            "largest_cumulative_ms": [(name, cumulative / 1000) for name, _self, cumulative in largest]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="rounds; every case runs once per round (default 30)")
+    parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every token call (default 30)")
+    parser.add_argument("--before", default=BEFORE, metavar="REV", help=f"the code to compare with (default {BEFORE})")
+    parser.add_argument("--python", action="append", help="interpreter(s) (default: python3 on PATH, /usr/bin/python3)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "exits.json")
+    args = parser.parse_args(argv)
+    pythons = {}
+    for candidate in dict.fromkeys(args.python or [real_python("python3"), "/usr/bin/python3"]):
+        try:
+            pythons[candidate] = describe_python(candidate)[0]
+        except (ValueError, OSError) as exc:
+            print(f"exits: skipping {candidate}: {exc}", file=sys.stderr)
+    aws = real_aws("aws")
+    load_before = os.getloadavg()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ecr-login-exits-")))
+        password = "exits-" + os.urandom(12).hex()
+        ecr = stack.enter_context(StandinECR(password=password, default_delay=args.delay_ms / 1000.0))
+        address = stack.enter_context(LocalRegistry(password, workdir=work / "registry")).address
+        hosts = registry_hosts(1)
+        now_site = copy_of(None, work / "now", list(pythons))
+        before_site = copy_of(args.before, work / "before", list(pythons))
+        base = dict(os.environ)
+        cases: list[Case] = []
+        pipe_env = isolated_env(base, work / "home-pipeline", ecr.url)
+        pipe_env["PATH"] = f"{Path(aws).parent}{os.pathsep}{pipe_env.get('PATH', os.defpath)}"
+        one = ('set -o pipefail; aws ecr get-login-password --region "$2" --endpoint-url "$1" '
+               '| docker login --username AWS --password-stdin "$3" >/dev/null')
+        interpreter_of: dict[str, str] = {}
+        cases.append(Case("pipeline_1", "1 registry", "aws | docker login (pipeline)", "aws", 1,
+                          ["bash", "-c", one, "pipeline", ecr.url, hosts[0][1], address], pipe_env, 1))
+        variants = [(name, now_site, body) for name, body in EXITS.items()] + [(args.before, before_site, SHIPPED)]
+        for index, python in enumerate(pythons):
+            tag = "deb" if python.startswith("/usr/bin/") else "local"
+            for name, site, body in variants:
+                slug = name.replace(".", "_")
+                path = launcher(work / f"ecr-login-{index}-{slug}", python, site, body)
+                config = write_config(work / f"{tag}-{slug}.conf", ecr.url, "docker", hosts, [address])
+                env = isolated_env(base, work / f"home-{tag}-{slug}", ecr.url)
+                cases.append(Case(f"force_{tag}_{slug}", "1 registry, --force", name, pythons[python], 1,
+                                  [path, "login", "--force", "--config", str(config)], env, 1))
+                cases.append(Case(f"noop_{tag}_{slug}", "nothing due", name, pythons[python], 1,
+                                  [path, "--config", str(config)], env, 0))
+                interpreter_of[f"noop_{tag}_{slug}"] = python
+        for case in cases:  # warm-up, and the first login of each no-op's home
+            run_once(case, ecr, timed=False)
+        started = time.time()
+        for round_number in range(args.runs):
+            shift = round_number % len(cases)
+            for case in cases[shift:] + cases[:shift]:
+                run_once(case, ecr)
+            if (round_number + 1) % 10 == 0:
+                print(f"exits: round {round_number + 1}/{args.runs} ({time.time() - started:.0f} s)", file=sys.stderr)
+        imports = {case.key: importtime(interpreter_of[case.key], case.command, case.env) for case in cases
+                   if case.key.startswith("noop_") and not case.key.endswith(("gc_freeze", "os__exit"))}
+    load_after = os.getloadavg()
+
+    by_key = {case.key: case for case in cases}
+    pipeline = statistics.median(by_key["pipeline_1"].seconds)
+    lines = [f"exits: {args.runs} rounds, load average {load_before[0]:.1f} before and {load_after[0]:.1f} after; "
+             f"pipeline median {pipeline:.3f} s", "",
+             "| run | interpreter | launched as | median wall | median CPU | vs sys.exit, same round (median) | "
+             "/ pipeline |", "|---|---|---|---:|---:|---:|---:|"]
+    rows = []
+    for case in cases[1:]:
+        kind, tag = case.key.split("_")[:2]
+        base_case = by_key[f"{kind}_{tag}_sys_exit"]
+        differences = [a - b for a, b in zip(case.seconds, base_case.seconds)]
+        cpu_differences = [a - b for a, b in zip(case.cpu_seconds, base_case.cpu_seconds)]
+        row: dict[str, Any] = {"key": case.key, "run": case.scenario, "interpreter": case.interpreter, "variant": case.tool,
+               "median_s": statistics.median(case.seconds), "median_cpu_s": statistics.median(case.cpu_seconds),
+               "paired_difference_s": statistics.median(differences),
+               "paired_cpu_difference_s": statistics.median(cpu_differences),
+               "ratio_to_pipeline": statistics.median(case.seconds) / pipeline,
+               "seconds": case.seconds, "cpu_seconds": case.cpu_seconds}
+        rows.append(row)
+        lines.append(f"| {row['run']} | {row['interpreter']} | {row['variant']} | {row['median_s'] * 1000:.0f} ms | "
+                     f"{row['median_cpu_s'] * 1000:.0f} ms | {row['paired_difference_s'] * 1000:+.1f} ms "
+                     f"(CPU {row['paired_cpu_difference_s'] * 1000:+.1f} ms) | {row['ratio_to_pipeline']:.3f}x |")
+    lines += ["", "no-op imports (-X importtime, one run): modules, total ms, largest cumulative"]
+    for key, found in imports.items():
+        largest = ", ".join(f"{name} {ms:.1f}" for name, ms in found["largest_cumulative_ms"][:8])
+        lines.append(f"- {key}: {found['modules']} modules, {found['total_self_ms']:.1f} ms: {largest}")
+    text = "\n".join(lines)
+    print(text)
+    args.out.write_text(json.dumps({
+        "meta": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": args.runs,
+                 "delay_ms_per_token_call": args.delay_ms, "before": args.before, "interpreters": pythons,
+                 "load_average_before": load_before, "load_average_after": load_after, "cpus": os.cpu_count()},
+        "pipeline_1": {"median_s": pipeline, "seconds": by_key["pipeline_1"].seconds},
+        "rows": rows, "imports": imports, "table_markdown": text,
+    }, indent=1) + "\n")
+    print(f"\nresults: {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
