@@ -3,7 +3,9 @@
 Builds are real and happen once per session in a temporary directory, from
 one snapshot of the working tree (so both routes see the same sources):
 
-- ``dpkg-buildpackage -us -uc -b`` with ``debian/`` (the canonical build);
+- ``dpkg-buildpackage -us -uc`` with ``debian/`` and the release tarball as
+  ``.orig.tar.gz`` (the canonical build, source format 3.0 (quilt), as
+  ``make deb``);
 - ``/usr/bin/python3 setup.py --command-packages=stdeb.command sdist_dsc
   --compat 13 bdist_deb`` (stdeb regenerates control/rules/changelog and
   keeps every other ``debian/`` file).
@@ -56,6 +58,21 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+
+def _debian_version() -> str:
+    first = (ROOT / "debian" / "changelog").read_text().splitlines()[0]
+    match = re.match(r"ecr-login \(([^)]+)\)", first)
+    assert match, first
+    return match.group(1)
+
+
+#: Upstream version plus Debian revision (source format 3.0 (quilt)).
+DEB_VERSION = _debian_version()
+#: Debian's interpreters first, as `make deb` does: pybuild runs python3.X by
+#: name, and a python3.X from pyenv or a venv earlier on PATH has no pybuild
+#: plugins' modules (build, installer).
+DEB_ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -138,11 +155,20 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _dpkg_buildpackage(source: Path, workdir: Path) -> Deb:
+def _orig_tarball(source: Path, workdir: Path) -> None:
+    """ecr-login_VERSION.orig.tar.gz: the tree without debian/, as ``make dist``."""
+    with tarfile.open(workdir / f"ecr-login_{VERSION}.orig.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname=f"ecr-login-{VERSION}", filter=lambda info: None if info.name.endswith(
+            f"ecr-login-{VERSION}/debian") else info)
+
+
+def _dpkg_buildpackage(source: Path, workdir: Path, *, with_source: bool = True) -> Deb:
     require_tool("dpkg-buildpackage")
     tree = workdir / source.name
     _copy_tree(source, tree)
-    run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree)
+    if with_source:
+        _orig_tarball(source, workdir)
+    run(["dpkg-buildpackage", "-us", "-uc", *(() if with_source else ("-b",))], cwd=tree, env=DEB_ENV)
     version = run(["dpkg-parsechangelog", "-S", "Version"], cwd=tree).stdout.strip()
     arch = run(["dpkg", "--print-architecture"]).stdout.strip()
     deb = workdir / f"ecr-login_{version}_all.deb"
@@ -165,7 +191,7 @@ def stdeb_deb(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Deb:
     tree = tmp_path_factory.mktemp("stdeb-build") / "src"
     _copy_tree(snapshot, tree)
     run([DEB_PYTHON, "setup.py", "--command-packages=stdeb.command", "sdist_dsc", "--compat", "13", "bdist_deb"],
-        cwd=tree)
+        cwd=tree, env=DEB_ENV)
     found = sorted((tree / "deb_dist").glob("ecr-login_*_all.deb"))
     assert len(found) == 1, f"stdeb built {found}"
     return Deb(found[0])
@@ -184,16 +210,21 @@ UNITS = ("ecr-login.service", "ecr-login.timer", "ecr-login@.service", "ecr-logi
 
 def test_control_fields(deb: Deb) -> None:
     assert deb.field("Package") == "ecr-login"
-    assert deb.field("Version") == VERSION  # native: no Debian revision
+    assert deb.field("Version") == DEB_VERSION == f"{VERSION}-1"  # 3.0 (quilt): a Debian revision
     assert deb.field("Architecture") == "all"
     depends = [d.strip() for d in deb.field("Depends").split(",")]
-    assert "python3-boto3" in depends
+    # dh_python3's python3:Depends from the wheel's Requires-Dist: botocore,
+    # which the code imports; nothing written by hand, no boto3.
+    assert "python3-botocore" in depends
+    assert not [d for d in depends if "boto3" in d], depends
     assert any(d.startswith("python3:any") or d.startswith("python3 ") for d in depends), depends
     # dh_installsysusers: systemd-sysusers must exist when postinst runs.
     assert "systemd | systemd-standalone-sysusers | systemd-sysusers" in depends
-    # Debian 12 has docker.io (daemon + CLI); later releases split off docker-cli;
-    # docker-ce-cli is Docker's own package; podman reads the file store.
-    assert deb.field("Recommends") == "docker-cli | docker.io | docker-ce-cli | podman"
+    # A docker client only, never a daemon: Debian 13's docker-cli, or Docker's
+    # own docker-ce-cli. Debian 12 has no client-only package (docker.io is
+    # dockerd + containerd + runc): there nothing is recommended.
+    assert deb.field("Recommends") == "docker-cli | docker-ce-cli"
+    assert "docker.io" not in deb.field("Recommends") and "podman" not in deb.field("Recommends")
     assert deb.field("Suggests") == "awscli"
 
 
@@ -201,7 +232,7 @@ def test_files_and_modes(deb: Deb) -> None:
     entries = deb.entries()
     expected = [
         "usr/bin/ecr-login",
-        "usr/lib/python3/dist-packages/ecr_login_pkg/cli.py",
+        "usr/share/ecr-login/ecr_login_pkg/cli.py",
         "etc/ecr-login/ecr-login.conf",
         "etc/default/ecr-login",
         "usr/lib/sysusers.d/ecr-login.conf",
@@ -209,15 +240,20 @@ def test_files_and_modes(deb: Deb) -> None:
         "usr/share/man/man8/ecr-login.8.gz",
         "usr/share/bash-completion/completions/ecr-login",
         "usr/share/doc/ecr-login/copyright",
-        *(f"lib/systemd/system/{unit}" for unit in UNITS),
+        "usr/share/doc/ecr-login/README.md.gz",
+        *(f"usr/lib/systemd/system/{unit}" for unit in UNITS),
     ]
     missing = [path for path in expected if path not in entries]
     assert not missing, f"missing from the .deb: {missing}"
     # May hold AWS keys; systemd reads it as root.
     assert entries["etc/default/ecr-login"] == "-rw-------"
     assert entries["usr/bin/ecr-login"] == "-rwxr-xr-x"
-    # Debian 12 units live in /lib (lintian: systemd-service-file-outside-lib).
-    assert not [path for path in entries if path.startswith("usr/lib/systemd/system/")]
+    # The application's modules in its private directory, none in the public
+    # dist-packages (Debian Python policy for programs).
+    assert not [path for path in entries if "dist-packages" in path]
+    # Units in /usr/lib whatever debhelper's default (Debian 13's lintian:
+    # aliased-location for anything in /lib).
+    assert not [path for path in entries if path == "lib" or path.startswith("lib/")]
     # Nothing is shipped in the state directory: systemd and tmpfiles create it.
     assert not [path for path in entries if path.startswith("var/")]
 
@@ -236,7 +272,7 @@ def test_shipped_files_are_the_repository_files(deb: Deb, tmp_path: Path) -> Non
         "usr/lib/tmpfiles.d/ecr-login.conf": "systemd/ecr-login.tmpfiles",
         "usr/share/bash-completion/completions/ecr-login": "completion/ecr-login",
         "usr/bin/ecr-login": "debian/bin/ecr-login",
-        **{f"lib/systemd/system/{unit}": f"systemd/{unit}" for unit in UNITS},
+        **{f"usr/lib/systemd/system/{unit}": f"systemd/{unit}" for unit in UNITS},
     }
     for installed, source in pairs.items():
         assert (root / installed).read_bytes() == (ROOT / source).read_bytes(), installed
@@ -246,7 +282,7 @@ def test_installed_command_runs(deb: Deb, tmp_path: Path) -> None:
     """/usr/bin/ecr-login of the package, on Debian's interpreter, with the package's modules."""
     require_tool(DEB_PYTHON)
     root = deb.extract(tmp_path / "root")
-    env = {**os.environ, "PYTHONPATH": str(root / "usr/lib/python3/dist-packages")}
+    env = {**os.environ, "PYTHONPATH": str(root / "usr/share/ecr-login")}
     done = run([DEB_PYTHON, str(root / "usr/bin/ecr-login"), "--version"], env=env, cwd=tmp_path)
     assert done.stdout.strip() == f"ecr-login {VERSION}"
     done = run([DEB_PYTHON, str(root / "usr/bin/ecr-login"), "--no-such-option"], env=env, cwd=tmp_path, check=False)
@@ -290,8 +326,11 @@ def test_maintainer_scripts_intent(deb: Deb, control_tmp: Path) -> None:
     # ("is a disabled or a static unit, not starting it"), and it is static.
     assert "[Install]" not in (SYSTEMD_DIR / "ecr-login.service").read_text()
     assert "[Install]" in (SYSTEMD_DIR / "ecr-login.timer").read_text()
-    # /etc/default/ecr-login is kept private whatever mode the build gave it.
-    assert 'chmod 0600 "$f"' in postinst
+    # No maintainer script changes a conffile's mode (policy 10.7.3): the .deb
+    # ships /etc/default/ecr-login 0600 (test_files_and_modes).
+    assert "chmod" not in postinst and "/etc/default/ecr-login" not in postinst
+    # dh_python3 byte-compiles the private directory.
+    assert "py3compile -p ecr-login /usr/share/ecr-login" in postinst
     # Removal stops the units, the templates' instances too.
     assert "deb-systemd-invoke stop 'ecr-login.service' 'ecr-login.timer'" in prerm
     assert "deb-systemd-invoke stop 'ecr-login@*.timer' 'ecr-login@*.service'" in prerm
@@ -320,29 +359,36 @@ def test_maintainer_scripts_are_posix_shell(deb: Deb, control_tmp: Path) -> None
 
 
 def test_lintian_clean(deb: Deb) -> None:
+    """Debian 12's lintian on the source and binary packages: no tag at all,
+    pedantic and info included, beyond the commented overrides in debian/.
+    (Debian 13's lintian: tests/test_debian13.py.)"""
     require_tool("lintian")
     assert deb.changes is not None
-    done = run(["lintian", "--pedantic", "--display-info", str(deb.path), str(deb.changes)], check=False)
+    done = run(["lintian", "--pedantic", "--display-info", str(deb.changes)], check=False)
     tags = [line for line in done.stdout.splitlines() if re.match(r"^[EWIPX]: ", line)]
-    problems = [line for line in tags if line[0] in "EW"]
-    assert not problems, "lintian errors/warnings:\n" + "\n".join(problems)
+    assert not tags, "lintian tags:\n" + "\n".join(tags)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert ".dsc" in deb.changes.read_text(), "the source package was not checked"
 
 
 # --- both routes give the same package -----------------------------------------------
 
 # Differences that are legitimately there, each with its reason; everything
 # else must match: the set of paths, every file's mode and content.
-CHANGELOG_NATIVE = "usr/share/doc/ecr-login/changelog.gz"
-CHANGELOG_STDEB = "usr/share/doc/ecr-login/changelog.Debian.gz"
+CHANGELOG = "usr/share/doc/ecr-login/changelog.Debian.gz"
 
 
 def _normalise(path: str) -> str | None:
-    # stdeb makes a non-native package (VERSION-1): Debian policy names its
-    # changelog changelog.Debian.gz; the native package's is changelog.gz.
-    # Both are generated (stdeb writes its own changelog), so not compared.
-    if path in (CHANGELOG_NATIVE, CHANGELOG_STDEB):
+    # stdeb writes its own changelog: not compared.
+    if path == CHANGELOG:
         return None
+    # Units: stdeb's generated rules leave them where Debian 12's debhelper
+    # puts them (/lib/systemd/system); debian/rules moves them to /usr/lib.
+    # Same files, same snippets; stdeb.cfg documents the difference.
+    if path in ("lib", "lib/systemd", "usr/lib/systemd"):
+        return None
+    if path.startswith("lib/systemd/system"):
+        path = "usr/" + path
     # Byte-code is never shipped (dh_python3 compiles in postinst), but a
     # stray __pycache__ must not make the routes look different.
     if "__pycache__" in path or path.endswith((".pyc", ".pyo")):
@@ -366,10 +412,13 @@ def test_stdeb_package_has_the_same_files(deb: Deb, stdeb_deb: Deb, control_tmp:
     ours, theirs = _normalised(deb.entries()), _normalised(stdeb_deb.entries())
     assert sorted(set(ours) - set(theirs)) == [], "only in the dpkg-buildpackage .deb"
     assert sorted(set(theirs) - set(ours)) == [], "only in the stdeb .deb"
-    assert CHANGELOG_NATIVE in deb.entries() and CHANGELOG_STDEB in stdeb_deb.entries()
+    assert CHANGELOG in deb.entries() and CHANGELOG in stdeb_deb.entries()
+    assert f"usr/lib/systemd/system/{UNITS[0]}" in deb.entries()
+    assert f"lib/systemd/system/{UNITS[0]}" in stdeb_deb.entries()
     # Modes: identical except /etc/default/ecr-login, which debian/rules makes
     # 0600 after dh_fixperms; stdeb's generated rules cannot, so it ships 0644
-    # and the (shared) postinst tightens it to 0600 at configure time.
+    # (no maintainer script may change a conffile's mode; stdeb.cfg and
+    # README.md tell the administrator to chmod it).
     differing = {path: (ours[path], theirs[path]) for path in ours if ours[path] != theirs[path]}
     assert differing == {"etc/default/ecr-login": ("-rw-------", "-rw-r--r--")}
     # Contents: every file but the generated changelogs is byte-identical
@@ -381,7 +430,7 @@ def test_stdeb_package_has_the_same_files(deb: Deb, stdeb_deb: Deb, control_tmp:
 
 def test_stdeb_package_has_the_same_relations_and_scripts(deb: Deb, stdeb_deb: Deb, control_tmp: Path) -> None:
     assert stdeb_deb.field("Package") == "ecr-login"
-    assert stdeb_deb.field("Version") == f"{VERSION}-1"
+    assert stdeb_deb.field("Version") == f"{VERSION}-1" == DEB_VERSION
     assert stdeb_deb.field("Architecture") == "all"
     for name in ("Depends", "Recommends", "Suggests"):
         split = lambda value: sorted(part.strip() for part in value.split(","))  # noqa: E731
@@ -640,12 +689,12 @@ def _bumped_build(snapshot: Path, workdir: Path) -> Deb:
     _copy_tree(snapshot, tree)
     changelog = tree / "debian" / "changelog"
     entry = (
-        f"ecr-login ({VERSION}+piuparts1) unstable; urgency=medium\n\n"
+        f"ecr-login ({DEB_VERSION}+piuparts1) unstable; urgency=medium\n\n"
         "  * Upgrade test build.\n\n"
         f" -- ecr-login developers <ecr-login@example.org>  {email.utils.formatdate()}\n\n"
     )
     changelog.write_text(entry + changelog.read_text())
-    return _dpkg_buildpackage(tree, workdir)
+    return _dpkg_buildpackage(tree, workdir, with_source=False)
 
 
 @pytest.mark.slow
@@ -677,4 +726,4 @@ def test_piuparts_install_purge_and_upgrade(deb: Deb, snapshot: Path, tmp_path: 
     assert done.returncode == 0, f"piuparts failed:\n{summary}\n...\n{log[-3000:]}"
     assert "PASS: Installation and purging test." in log
     assert "PASS: Installation, upgrade and purging tests." in log, "the upgrade from the previous build was not tested"
-    assert f"Unpacking ecr-login ({VERSION}+piuparts1) over ({VERSION})" in log
+    assert f"Unpacking ecr-login ({DEB_VERSION}+piuparts1) over ({DEB_VERSION})" in log
