@@ -442,19 +442,33 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is missing (pip install -r .ci/requirements-bench.txt): no chart drawn"
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
+    figure, axes = plt.subplots(figsize=(8, 6.5), dpi=110)
     series: list[tuple[str, str, str | None, str, str]] = [
         ("aws | docker login (loop)", "pipeline_{n}", "pipeline_1", "black", "o")]
     colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red"])
     for python, label in pythons.items():
         tag = tag_of(python)
         short = label.split(" (")[0] + (" Debian" if tag == "deb" else "")
-        series.append((f"ecr-login, docker store, {short}", f"ecr_login_{tag}_{{n}}_docker", None, next(colours), "s"))
-        series.append((f"ecr-login, file store, {short}", f"ecr_login_{tag}_{{n}}_file", None, next(colours), "^"))
-    for name, pattern, first, colour, marker in series:
+        series.append((f"ecr-login --force, docker store, {short}", f"ecr_login_{tag}_{{n}}_docker", None,
+                       next(colours), "s"))
+        series.append((f"ecr-login --force, file store, {short}", f"ecr_login_{tag}_{{n}}_file", None, next(colours), "^"))
+    no_ops = [(f"ecr-login, nothing due (file store), {label.split(' (')[0]}{' Debian' if tag_of(python) == 'deb' else ''}",
+               f"noop_{tag_of(python)}_{{n}}_file", None, colour, "v") for (python, label), colour
+              in zip(pythons.items(), ("tab:purple", "tab:brown"))]
+    for name, pattern, first, colour, marker in series + no_ops:
         points = [(n, statistics.median(cases[key].seconds)) for n in sizes
                   if (key := (first if n == 1 and first else pattern.format(n=n))) in cases]
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour, label=name)
+        style = ":" if pattern.startswith("noop_") else "-"
+        axes.plot([p[0] for p in points], [p[1] for p in points], style, marker=marker, color=colour, label=name)
+    # the goals of #12, as points: where each run must be at or below
+    goals = [(1, GOALS["one_registry"] * statistics.median(cases["pipeline_1"].seconds), "goal: forced run"),
+             (1, GOALS["no_op"] * statistics.median(cases["pipeline_1"].seconds), "goal: nothing due")]
+    if f"pipeline_{max(sizes)}" in cases and max(sizes) > 1:
+        goals.append((max(sizes), GOALS["many_registries"] * statistics.median(cases[f"pipeline_{max(sizes)}"].seconds),
+                      "goal: forced run"))
+    for index, (n, seconds, name) in enumerate(goals):
+        axes.plot([n], [seconds], "_", markersize=22, markeredgewidth=2.5, color="dimgrey" if "forced" in name else "black",
+                  label=name if name not in [g[2] for g in goals[:index]] else None)
     from matplotlib.ticker import FuncFormatter
 
     axes.set_xscale("log")
@@ -467,7 +481,7 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
     axes.set_ylabel("seconds (median, log scale)")
     axes.set_title(f"Keeping N ECR logins fresh: one run, loopback, +{delay_ms:g} ms per token call")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

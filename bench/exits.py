@@ -41,6 +41,7 @@ from typing import Any
 from bench import (
     BEFORE,
     BENCH_DIR,
+    BOTOCORE_ALONE,
     REPO,
     Case,
     LocalRegistry,
@@ -84,20 +85,28 @@ def launcher(path: Path, python: str, site: Path, body: str) -> str:
     return str(path)
 
 
-def importtime(python: str, command: list[str], env: dict[str, str], top: int = 12) -> dict[str, Any]:
-    """A run's imports under -X importtime: how many, their total, and the largest (cumulative, in ms)."""
-    done = subprocess.run([python, "-X", "importtime", *command], env=env, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
-    rows = []
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        self_us, cumulative_us, name = line.split("|", 2)
-        rows.append((name.strip(), int(self_us.split(":")[1]), int(cumulative_us)))
-    total = sum(self_us for _name, self_us, _cumulative in rows)
-    largest = sorted(rows, key=lambda row: row[2], reverse=True)[:top]
-    return {"modules": len(rows), "total_self_ms": total / 1000,
-            "largest_cumulative_ms": [(name, cumulative / 1000) for name, _self, cumulative in largest]}
+def importtime(python: str, command: list[str], env: dict[str, str], runs: int = 7, top: int = 12) -> dict[str, Any]:
+    """A run's imports under -X importtime: how many, their total, and the largest (cumulative),
+    medians in ms over ``runs`` runs (one run's figures wander by a few ms)."""
+    totals: list[float] = []
+    cumulative: dict[str, list[float]] = {}
+    modules = 0
+    for _ in range(runs):
+        done = subprocess.run([python, "-X", "importtime", *command], env=env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        total = 0
+        modules = 0
+        for line in done.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, cumulative_us, name = line.split("|", 2)
+            total += int(self_us.split(":")[1])
+            modules += 1
+            cumulative.setdefault(name.strip(), []).append(int(cumulative_us) / 1000)
+        totals.append(total / 1000)
+    medians = {name: statistics.median(values) for name, values in cumulative.items()}
+    largest = sorted(medians.items(), key=lambda item: item[1], reverse=True)[:top]
+    return {"modules": modules, "total_self_ms": statistics.median(totals), "largest_cumulative_ms": largest}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                 cases.append(Case(f"noop_{tag}_{slug}", "nothing due", name, pythons[python], 1,
                                   [path, "--config", str(config)], env, 0))
                 interpreter_of[f"noop_{tag}_{slug}"] = python
+            # the floor: botocore alone (bench.py's), left by a normal exit, and with gc.freeze() first
+            home = isolated_env(base, work / f"home-{tag}-floor", ecr.url)
+            for slug, tail in (("sys_exit", ""), ("gc_freeze", "import gc\ngc.freeze()\n")):
+                cases.append(Case(f"floor_{tag}_{slug}", "botocore alone", slug.replace("_", ".", 1), pythons[python], 0,
+                                  [python, "-c", BOTOCORE_ALONE.format(url=ecr.url) + tail], home, 0))
         for case in cases:  # warm-up, and the first login of each no-op's home
             run_once(case, ecr, timed=False)
         started = time.time()
