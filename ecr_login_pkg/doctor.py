@@ -397,7 +397,7 @@ def _check_timer(report: _Report) -> None:
         return
     try:
         done = subprocess.run(
-            ["systemctl", "show", TIMER, "-p", "LoadState,UnitFileState,ActiveState,NextElapseUSecRealtime"],
+            ["systemctl", "show", TIMER, "--property=LoadState,UnitFileState,ActiveState,NextElapseUSecRealtime"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from .config import Settings
 from .errors import EX_OK, EcrLoginError, most_severe
 from .logs import Log
-from .plan import known_pairs
+from .plan import describe_default, known_pairs
 from .state import State, placeholder_address
 
 
@@ -28,7 +28,7 @@ def run_logout(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
             kind, location = pair.store.kind, pair.store.location
             if pair.address is None:
                 state.forget(placeholder_address(pair.target.region), kind, location)
-                log.info(f"default registry in {pair.target.region}: never logged in, nothing to remove")
+                log.info(f"{describe_default(pair.target.region)}: never logged in, nothing to remove")
                 continue
             entry = state.find(pair.address, kind, location)
             if entry is None:

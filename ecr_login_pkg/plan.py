@@ -132,6 +132,11 @@ def standing(pair: Pair, state: State, margin: float, now: float) -> tuple[str, 
     return "ok", None
 
 
+def describe_default(region: str) -> str:
+    """The default registry before its address is known, for messages: never an empty placeholder."""
+    return f"the default registry in {region}" if region else "the default registry (no region known yet)"
+
+
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     hours, rest = divmod(seconds, 3600)

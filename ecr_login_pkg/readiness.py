@@ -78,8 +78,9 @@ def missing(settings: Settings, environ: Mapping[str, str]) -> list[str]:
         lines.append(f"no AWS region (this host is not on EC2): set 'region' in [defaults] of {config}, "
                      "or AWS_REGION in /etc/default/ecr-login")
     if not ec2 and not credential_sources(environ, [target.profile for target in settings.targets]):
-        lines.append("no AWS credentials (this host is not on EC2, so no instance profile): put AWS_ACCESS_KEY_ID and "
-                     "AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, or a profile in ~/.aws")
+        lines.append("no AWS credentials in this environment or ~/.aws (and this host is not on EC2, so no instance "
+                     "profile): put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, "
+                     "or a profile in ~/.aws")
     if lines and settings.config_path is None:
         lines.append(f"no configuration file {config}: without one, ecr-login logs in to the caller's own "
                      "default registry; name your registries there")

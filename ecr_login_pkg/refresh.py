@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .config import Settings
 from .errors import EX_OK, EcrLoginError, MalformedAnswerError, TemporaryError, most_severe
 from .logs import Log
-from .plan import Pair, default_key, due_pairs, format_duration, format_time, pairs_for
+from .plan import Pair, default_key, describe_default, due_pairs, format_duration, format_time, pairs_for
 from .registry import is_login_address
 from .state import State, placeholder_address
 from .stores import Store
@@ -70,7 +70,7 @@ def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: 
                 pair.store.held(pair.address or "")
             except EcrLoginError as exc:
                 pair.error = exc
-        name = pair.address or f"default registry ({region})"
+        name = pair.address or describe_default(region)
         if pair.error:
             codes.append(pair.error.exit_code)
             log.error(f"would fail for {name} ({pair.store.kind}, {pair.store.location}): {pair.error}")
@@ -111,6 +111,12 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
             logins[pair.address] = (outcome.username, outcome.password)
             members.append(pair)
         _store_batches(batches, tokens, state, log)
+    if _never_set_up(due, settings, environ):
+        from .readiness import SET_UP_HINT, missing
+
+        lacking = "; ".join(missing(settings, environ)) or str(due[0].error)
+        log.notice(f"ecr-login is not set up on this host, nothing to log in with: {lacking} ({SET_UP_HINT})")
+        return EX_OK
     codes = _record(due, state, log)
     state.forget_default_placeholders()  # a default registry now known needs no "default:REGION" entry
     state.save()
@@ -121,6 +127,16 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
     else:
         log.info(summary)
     return most_severe(codes)
+
+
+def _never_set_up(due: list[Pair], settings: Settings, environ: Mapping[str, str]) -> bool:
+    """Every due login failed for want of credentials or a region, on a host with no configuration
+    file, no registry and no credentials anywhere (a laptop, a host off EC2): not a failure to
+    report every 15 minutes, but a notice (#13.3). A registry or credentials make it one again."""
+    from .errors import NotSetUpError
+    from .readiness import nothing_set_up
+
+    return all(isinstance(pair.error, NotSetUpError) for pair in due) and nothing_set_up(settings, environ)
 
 
 def _store_batches(batches: dict[int, Batch], tokens: dict[Identity, Token | EcrLoginError], state: State, log: Log) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from .config import Settings
 from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING
 from .plan import format_duration, format_time, known_pairs, standing
+from .readiness import SET_UP_HINT, missing
 from .state import State, placeholder_address
 
 
@@ -57,8 +58,10 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple
     """The exit code and the report; the caller writes it (and answers for a full disk)."""
     rows = collect(settings, environ)
     code = exit_code(rows)
+    never = any(row["status"] == "missing" and row["last_success"] is None for row in rows)
+    lacking = missing(settings, environ) if never else []  # a host that logged in once lacks nothing to say
     if as_json:
-        return code, json.dumps({"registries": rows, "exit_code": code}, indent=2) + "\n"
+        return code, json.dumps({"registries": rows, "exit_code": code, "missing": lacking}, indent=2) + "\n"
     header = ("REGISTRY", "STORE", "STATUS", "EXPIRES", "LEFT", "LAST SUCCESS", "LAST ERROR")
     table = [header]
     for row in rows:
@@ -68,5 +71,9 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple
             _when(row["last_success"]), str(row["last_error"] or "-"),
         ))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
-    lines = ("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table)
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table]
+    lines += [f"missing: {what}" for what in lacking]
+    if never:
+        lines.append(f"next: {'fix what is missing, then ' if lacking else ''}run 'ecr-login' "
+                     f"(the timer runs it every 15 minutes); {SET_UP_HINT}")
     return code, "".join(line + "\n" for line in lines)
