@@ -103,3 +103,15 @@ def test_no_empty_placeholders_in_messages(bare_host: dict[str, str], monkeypatc
     assert "the default registry (no region known yet): never logged in, nothing to remove" in logout.stderr
     for text in (dry.stderr, logout.stderr):
         assert "()" not in text and " in :" not in text
+
+
+@pytest.mark.parametrize(("key", "value", "documented"), [
+    ("refresh_margin", "13h", "0 to 11h59m"), ("timeout", "2h", "1s to 1h"), ("lock_timeout", "90m", "0 to 1h")])
+def test_out_of_range_durations_are_answered_in_the_documentations_units(
+        aws_env: dict[str, str], write_config, key: str, value: str, documented: str) -> None:  # type: ignore[no-untyped-def]
+    result = run_ecr_login("--config", write_config(f"[defaults]\n{key} = {value}\n"))
+    low, high = documented.split(" to ")
+    assert result.code == 78, result
+    assert result.stderr.rstrip().endswith(f"[defaults] {key}: must be between {low} and {high}"), result
+    man = (Path(__file__).resolve().parent.parent / "man" / "ecr-login.8").read_text()
+    assert f"{documented})" in man  # the same words as the man page
