@@ -196,13 +196,38 @@ def describe_python(python: str) -> tuple[str, str]:
     return f"python {version} ({python})", botocore_version
 
 
-def install_copy(work: Path, pythons: list[str]) -> dict[str, Path]:
+def copy_package(site: Path, revision: str | None, pythons: list[str]) -> Path:
+    """ecr_login_pkg into ``site``, as in the working tree (None) or at a commit, compiled for each interpreter."""
+    site.mkdir(parents=True)
+    if revision is None:
+        shutil.copytree(REPO / "ecr_login_pkg", site / "ecr_login_pkg", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "ecr_login_pkg"], check=True,
+                                 capture_output=True, timeout=60).stdout
+        subprocess.run(["tar", "-x", "-C", str(site)], input=archive, check=True, timeout=60)
+    for python in pythons:
+        subprocess.run([python, "-m", "compileall", "-q", str(site)], check=True, timeout=120)
+    return site
+
+
+def code_description(revision: str | None) -> str:
+    """Which code was measured: a commit, or the working tree (saying whether it differs from HEAD)."""
+    def git(*words: str) -> str:
+        done = subprocess.run(["git", "-C", str(REPO), *words], capture_output=True, text=True, timeout=60)
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    if revision is not None:
+        return f"ecr_login_pkg at {git('rev-parse', '--short', revision)} ({revision})"
+    changed = git("status", "--porcelain", "--", "ecr_login_pkg")
+    return f"ecr_login_pkg of the working tree at {git('rev-parse', '--short', 'HEAD')}" + (
+        ", with uncommitted changes" if changed else "")
+
+
+def install_copy(work: Path, pythons: list[str], revision: str | None = None) -> dict[str, Path]:
     """A compiled copy of ecr_login_pkg and one launcher per interpreter."""
-    site = work / "site"
-    shutil.copytree(REPO / "ecr_login_pkg", site / "ecr_login_pkg", ignore=shutil.ignore_patterns("__pycache__"))
+    site = copy_package(work / "site", revision, pythons)
     launchers = {}
     for index, python in enumerate(pythons):
-        subprocess.run([python, "-m", "compileall", "-q", str(site)], check=True, timeout=120)
         launcher = work / f"ecr-login-{index}"
         launcher.write_text(LAUNCHER.format(python=python, site=str(site)))
         launcher.chmod(0o755)
@@ -501,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", default=BEFORE, metavar="REV",
                         help=f"also compute the goals from REV's bench/results.json, side by side (default {BEFORE}, "
                              "the last results before #12; 'none' for no comparison)")
+    parser.add_argument("--code", metavar="REV", help="measure ecr_login_pkg as committed at REV (default: the working tree)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds, sizes 1,10 (not for results)")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(n) for n in ("1,10" if args.quick else args.sizes).split(",")})
@@ -542,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(max(args.sizes)):
             registry = stack.enter_context(LocalRegistry(password, workdir=work / f"registry-{index}"))
             addresses.append(registry.address)
-        launchers = install_copy(work, list(pythons))
+        launchers = install_copy(work, list(pythons), args.code)
         cases = build_cases(args, work, ecr.url, addresses, pythons, launchers, aws)
         by_key = {case.key: case for case in cases}
         # Warm-up, untimed: page cache, pyc files, a first login for the no-op runs; and each
@@ -569,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     summaries = {case.key: case.summary() for case in cases}
     goals = goal_rows(summaries, pythons, args.sizes)
     text = table(cases, goals)
-    print(f"ecr-login bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {os.cpu_count()} CPUs, load average "
+    print(f"ecr-login bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {code_description(args.code)}: "
+          f"{os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.1f} before and {load_after[0]:.1f} after; +{args.delay_ms:g} ms per token call; "
           f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs, alternating, for the no-op runs "
           "and the 1-registry pipeline)\n")
@@ -582,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         print(side_by_side)
     results = {
         "meta": {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": code_description(args.code),
             "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
             "load_average_before": load_before, "load_average_after": load_after,
             "delay_ms_per_token_call": args.delay_ms, "rounds": args.runs, "noop_repeat": args.noop_repeat,

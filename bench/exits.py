@@ -42,10 +42,11 @@ from bench import (
     BEFORE,
     BENCH_DIR,
     BOTOCORE_ALONE,
-    REPO,
     Case,
     LocalRegistry,
     StandinECR,
+    code_description,
+    copy_package,
     describe_python,
     isolated_env,
     real_aws,
@@ -63,20 +64,6 @@ EXITS = {
                  "sys.stderr.flush()\nos._exit(code)\n"),
 }
 HEAD = "#!{python}\nimport sys\nsys.path.append({site!r})\n"
-
-
-def copy_of(revision: str | None, target: Path, pythons: list[str]) -> Path:
-    """ecr_login_pkg as in the working tree (None) or at a commit, compiled for each interpreter."""
-    target.mkdir(parents=True)
-    if revision is None:
-        subprocess.run(["cp", "-r", str(REPO / "ecr_login_pkg"), str(target)], check=True, timeout=60)
-    else:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "ecr_login_pkg"], check=True,
-                                 capture_output=True, timeout=60).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True, timeout=60)
-    for python in pythons:
-        subprocess.run([python, "-m", "compileall", "-q", str(target)], check=True, timeout=120)
-    return target
 
 
 def launcher(path: Path, python: str, site: Path, body: str) -> str:
@@ -114,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30, help="rounds; every case runs once per round (default 30)")
     parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every token call (default 30)")
     parser.add_argument("--before", default=BEFORE, metavar="REV", help=f"the code to compare with (default {BEFORE})")
+    parser.add_argument("--code", metavar="REV", help="ecr_login_pkg as committed at REV (default: the working tree)")
     parser.add_argument("--python", action="append", help="interpreter(s) (default: python3 on PATH, /usr/bin/python3)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "exits.json")
     args = parser.parse_args(argv)
@@ -131,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         ecr = stack.enter_context(StandinECR(password=password, default_delay=args.delay_ms / 1000.0))
         address = stack.enter_context(LocalRegistry(password, workdir=work / "registry")).address
         hosts = registry_hosts(1)
-        now_site = copy_of(None, work / "now", list(pythons))
-        before_site = copy_of(args.before, work / "before", list(pythons))
+        now_site = copy_package(work / "now", args.code, list(pythons))
+        before_site = copy_package(work / "before", args.before, list(pythons))
         base = dict(os.environ)
         cases: list[Case] = []
         pipe_env = isolated_env(base, work / "home-pipeline", ecr.url)
@@ -175,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     by_key = {case.key: case for case in cases}
     pipeline = statistics.median(by_key["pipeline_1"].seconds)
-    lines = [f"exits: {args.runs} rounds, load average {load_before[0]:.1f} before and {load_after[0]:.1f} after; "
+    lines = [f"exits: {code_description(args.code)}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())};",
+             f"{args.runs} rounds, load average {load_before[0]:.1f} before and {load_after[0]:.1f} after; "
              f"pipeline median {pipeline:.3f} s", "",
              "| run | interpreter | launched as | median wall | median CPU | vs sys.exit, same round (median) | "
              "/ pipeline |", "|---|---|---|---:|---:|---:|---:|"]
@@ -202,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     args.out.write_text(json.dumps({
-        "meta": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": args.runs,
+        "meta": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": code_description(args.code),
+                 "runs": args.runs,
                  "delay_ms_per_token_call": args.delay_ms, "before": args.before, "interpreters": pythons,
                  "load_average_before": load_before, "load_average_after": load_after, "cpus": os.cpu_count()},
         "pipeline_1": {"median_s": pipeline, "seconds": by_key["pipeline_1"].seconds},
