@@ -64,6 +64,15 @@ EXITS = {
                  "sys.stderr.flush()\nos._exit(code)\n"),
 }
 HEAD = "#!{python}\nimport sys\nsys.path.append({site!r})\n"
+# Here only, to measure what a host without python3-openssl (Debian: only Suggested by urllib3
+# and requests) pays: botocore then falls back to the standard ssl module, as it does by itself
+# when pyOpenSSL is not installed. Never in ecr-login.
+NO_PYOPENSSL = "sys.modules['urllib3.contrib.pyopenssl'] = None  # not installed, as far as imports see\n"
+
+
+def has_pyopenssl(python: str) -> bool:
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('OpenSSL') is None)"
+    return subprocess.run([python, "-c", probe], timeout=60).returncode == 0
 
 
 def launcher(path: Path, python: str, site: Path, body: str) -> str:
@@ -133,21 +142,30 @@ def main(argv: list[str] | None = None) -> int:
         variants = [(name, now_site, body) for name, body in EXITS.items()] + [(args.before, before_site, SHIPPED)]
         for index, python in enumerate(pythons):
             tag = "deb" if python.startswith("/usr/bin/") else "local"
-            for name, site, body in variants:
-                slug = name.replace(".", "_")
+            without = has_pyopenssl(python)  # then also as on a host without it
+            extra = [("no pyOpenSSL, sys.exit", now_site, NO_PYOPENSSL + EXITS["sys.exit"]),
+                     ("no pyOpenSSL, gc.freeze", now_site, NO_PYOPENSSL + EXITS["gc.freeze"])] if without else []
+            for name, site, body in variants + extra:
+                slug = name.replace(".", "_").replace(", ", "_").replace(" ", "_")
                 path = launcher(work / f"ecr-login-{index}-{slug}", python, site, body)
                 config = write_config(work / f"{tag}-{slug}.conf", ecr.url, "docker", hosts, [address])
                 env = isolated_env(base, work / f"home-{tag}-{slug}", ecr.url)
                 cases.append(Case(f"force_{tag}_{slug}", "1 registry, --force", name, pythons[python], 1,
                                   [path, "login", "--force", "--config", str(config)], env, 1))
-                cases.append(Case(f"noop_{tag}_{slug}", "nothing due", name, pythons[python], 1,
-                                  [path, "--config", str(config)], env, 0))
-                interpreter_of[f"noop_{tag}_{slug}"] = python
+                if not name.startswith("no pyOpenSSL"):  # a no-op run imports no botocore
+                    cases.append(Case(f"noop_{tag}_{slug}", "nothing due", name, pythons[python], 1,
+                                      [path, "--config", str(config)], env, 0))
+                    interpreter_of[f"noop_{tag}_{slug}"] = python
             # the floor: botocore alone (bench.py's), left by a normal exit, and with gc.freeze() first
             home = isolated_env(base, work / f"home-{tag}-floor", ecr.url)
-            for slug, tail in (("sys_exit", ""), ("gc_freeze", "import gc\ngc.freeze()\n")):
-                cases.append(Case(f"floor_{tag}_{slug}", "botocore alone", slug.replace("_", ".", 1), pythons[python], 0,
-                                  [python, "-c", BOTOCORE_ALONE.format(url=ecr.url) + tail], home, 0))
+            floors = [("sys.exit", ""), ("gc.freeze", "import gc\ngc.freeze()\n")]
+            if without:
+                floors += [("no pyOpenSSL, sys.exit", ""), ("no pyOpenSSL, gc.freeze", "import gc\ngc.freeze()\n")]
+            for name, tail in floors:
+                head = "import sys\n" + NO_PYOPENSSL if name.startswith("no pyOpenSSL") else ""
+                slug = name.replace(".", "_").replace(", ", "_").replace(" ", "_")
+                cases.append(Case(f"floor_{tag}_{slug}", "botocore alone", name, pythons[python], 0,
+                                  [python, "-c", head + BOTOCORE_ALONE.format(url=ecr.url) + tail], home, 0))
         for case in cases:  # warm-up, and the first login of each no-op's home
             run_once(case, ecr, timed=False)
         started = time.time()
