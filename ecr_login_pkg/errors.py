@@ -39,8 +39,8 @@ class ConfigError(EcrLoginError):
 class NotSetUpError(ConfigError):
     """Nothing to log in with: no AWS credentials found, or no region on a host off EC2.
 
-    Retrying cannot help (78). On a host never set up at all (no configuration, no
-    registry, no credentials: readiness.nothing_set_up) ``login`` says so once and exits 0.
+    Retrying cannot help (78). On a host never set up at all (no registry, no
+    credentials: readiness.nothing_set_up) ``login`` says so once and exits 0.
     """
 
 

@@ -1,6 +1,7 @@
 """What a host still lacks before its first login, found locally: no AWS call, no botocore.
 
-A laptop or a host off EC2 with the package installed and nothing set up must not
+A laptop or a host off EC2 with the package installed and nothing set up (no
+registry, no AWS credentials; the packaged configuration file names none) must not
 show a failed unit every 15 minutes, yet must be told what is missing: ``login``
 then says so in one notice and exits 0 (issue #13.3), ``status`` says it under
 its table, and the token layer asks ``on_ec2`` whether instance metadata that
@@ -81,18 +82,19 @@ def missing(settings: Settings, environ: Mapping[str, str]) -> list[str]:
         lines.append("no AWS credentials in this environment or ~/.aws (and this host is not on EC2, so no instance "
                      "profile): put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, "
                      "or a profile in ~/.aws")
-    if lines and settings.config_path is None:
-        lines.append(f"no configuration file {config}: without one, ecr-login logs in to the caller's own "
-                     "default registry; name your registries there")
+    if lines and all(target.registry is None for target in settings.targets):
+        where = config if settings.config_path else f"{config} (absent)"
+        lines.append(f"no registry configured in {where}: ecr-login logs in to the caller's own default "
+                     "registry; name your registries there")
     return lines
 
 
 def nothing_set_up(settings: Settings, environ: Mapping[str, str], named: Sequence[str] = ()) -> bool:
-    """No configuration file, no registry named, and no AWS credentials anywhere visible: the host
-    was never set up, so a login that fails for want of credentials or region is not a failure."""
+    """No registry configured or named, no role to assume, and no AWS credentials anywhere visible:
+    the host was never set up (the packaged configuration, all comments, sets nothing), so a login
+    that fails for want of credentials or a region is not a failure."""
     return (
-        settings.config_path is None
-        and not named
-        and all(target.registry is None for target in settings.targets)
+        not named
+        and all(target.registry is None and not target.role_arn for target in settings.targets)
         and not credential_sources(environ, [target.profile for target in settings.targets])
     )

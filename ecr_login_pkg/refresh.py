@@ -130,8 +130,8 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
 
 
 def _never_set_up(due: list[Pair], settings: Settings, environ: Mapping[str, str]) -> bool:
-    """Every due login failed for want of credentials or a region, on a host with no configuration
-    file, no registry and no credentials anywhere (a laptop, a host off EC2): not a failure to
+    """Every due login failed for want of credentials or a region, on a host with no registry
+    configured and no credentials anywhere (a laptop, a host off EC2): not a failure to
     report every 15 minutes, but a notice (#13.3). A registry or credentials make it one again."""
     from .errors import NotSetUpError
     from .readiness import nothing_set_up

@@ -46,7 +46,7 @@ def test_an_unconfigured_host_is_told_what_is_missing(bare: dict[str, str], tmp_
     lines = readiness.missing(settings, bare)
     assert [line.split(" (")[0].split(":")[0] for line in lines] == [
         "no AWS region", "no AWS credentials in this environment or ~/.aws",
-        "no configuration file /etc/ecr-login/ecr-login.conf"]
+        "no registry configured in /etc/ecr-login/ecr-login.conf"]
     assert "/etc/default/ecr-login" in lines[1] and "AWS_REGION" in lines[0]
     assert readiness.nothing_set_up(settings, bare)
     assert not readiness.nothing_set_up(settings, bare, named=["123456789012.dkr.ecr.us-east-1.amazonaws.com"])

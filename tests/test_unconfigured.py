@@ -41,7 +41,7 @@ def test_login_on_a_host_never_set_up_is_one_notice_and_exit_0(bare_host: dict[s
     assert result.code == 0, result
     (line,) = result.stderr.splitlines()
     assert "notice: ecr-login is not set up on this host, nothing to log in with: no AWS region" in line
-    assert "no AWS credentials" in line and f"no configuration file {DEFAULT_CONFIG}" in line
+    assert "no AWS credentials" in line and f"no registry configured in {DEFAULT_CONFIG} (absent)" in line
     assert "ecr-login doctor" in line and result.stdout == ""
     assert not (state_dir(bare_host) / "state.json").exists()  # nothing recorded: there was nothing to do
     assert not Path(bare_host["DOCKER_CONFIG"]).exists()
@@ -51,6 +51,16 @@ def test_with_a_region_but_no_credentials_it_is_still_a_notice(bare_host: dict[s
     result = run_ecr_login("--store", "file", "--region", "eu-west-1")
     assert result.code == 0, result
     assert "not set up on this host" in result.stderr and "no AWS region" not in result.stderr
+
+
+def test_the_packaged_configuration_as_installed_is_still_not_set_up(bare_host: dict[str, str]) -> None:
+    shipped = str(Path(__file__).resolve().parent.parent / "etc" / "ecr-login.conf")  # all comments
+    result = run_ecr_login("--store", "file", "--config", shipped)
+    assert result.code == 0, result
+    assert f"no registry configured in {shipped}: " in result.stderr and "not set up on this host" in result.stderr
+    profiled = run_ecr_login("--store", "file", "--config", shipped, "--region", "eu-west-1", env={
+        **os.environ, "AWS_PROFILE": "ci"})  # a profile named: someone set this host up
+    assert profiled.code == 78, profiled
 
 
 def test_credentials_make_failures_failures_again(bare_host: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +87,7 @@ def test_status_says_what_is_missing_and_the_next_step(bare_host: dict[str, str]
     assert [line.split(":")[0] for line in lines[2:]] == ["missing", "missing", "missing", "next"]
     assert lines[2].startswith("missing: no AWS region (this host is not on EC2): set 'region' in [defaults]")
     assert lines[3].startswith("missing: no AWS credentials") and "/etc/default/ecr-login" in lines[3]
-    assert lines[4].startswith(f"missing: no configuration file {DEFAULT_CONFIG}")
+    assert lines[4].startswith(f"missing: no registry configured in {DEFAULT_CONFIG} (absent)")
     assert lines[5] == ("next: fix what is missing, then run 'ecr-login' (the timer runs it every 15 minutes); "
                         "see 'ecr-login doctor' for each check and its fix")
     report = json.loads(run_ecr_login("status", "--json", "--store", "file").stdout)
