@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_tool, run_ecr_login
+from conftest import require_tool, run_ecr_login, use_helper
 from local_registry import DOCKER_REGISTRY, LocalRegistry
 from standin_ecr import DEFAULT_ACCOUNT, PRIVATE_TARGET, STS_GET_CALLER_IDENTITY_TARGET, StandinECR
 
@@ -347,3 +347,17 @@ def test_doctor_command_line_reports_a_bad_configuration_as_its_first_check(
     assert result.stdout.startswith("FAIL  configuration: ") and "unknown store 'ftp'" in result.stdout
     bad_flag = run_ecr_login("doctor", "--region", "moon-1")
     assert bad_flag.code == 64 and bad_flag.stdout == ""
+
+
+def test_docker_store_with_its_credential_helper_present(
+        sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any,
+        credential_helper: Path) -> None:
+    docker = Path(aws_env["DOCKER_CONFIG"])
+    use_helper(docker, registry.address)
+    before = (docker / "config.json").read_text()
+    code, checks, _ = diagnose(config_for(write_config, sts.url, registry.address, store="docker"))
+    store = by_name(checks, "store docker")
+    assert (code, store["status"]) == (0, "ok"), checks
+    assert store["detail"].endswith("writable; credential helper teststore present")
+    assert (docker / "config.json").read_text() == before  # nothing stored, in the file or the helper:
+    assert not credential_helper.exists() or json.loads(credential_helper.read_text()) == {}
