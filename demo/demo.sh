@@ -10,13 +10,14 @@
 #  3. boots a pristine Debian 12 with systemd-nspawn (tests/guest.py; the
 #     debootstrap tarball is built once, about 80 s, then cached in
 #     /var/cache/ecr-login-tests) with the docker CLI in it (see below);
-#  4. in the guest: apt-get install ./ecr-login_*.deb, write
-#     /etc/default/ecr-login (stand-in credentials, region, endpoint), then
-#     - waits for the run ecr-login.timer starts (its first tick, 2 min after
-#       boot) and shows `systemctl list-timers` with its LAST time and the
-#       journal of that run: one GetAuthorizationToken call;
-#     - starts a second run with nothing due: the stand-in's call count is
-#       the same before and after;
+#  4. in the guest: the docker CLI (see below); /etc/default/ecr-login (stand-in
+#     credentials, region, endpoint) first, then apt-get install ./ecr-login_*.deb;
+#     - waits for a run ecr-login.timer's schedule starts (its first tick, 2 min
+#       after boot) and shows `systemctl list-timers` with its LAST time and the
+#       journal of that run (the package's start of the timer may have run the
+#       service once already, at install: then this tick has nothing due);
+#     - starts another run with nothing due: the stand-in's call count is the
+#       same before and after;
 #     - shows `ecr-login status` as the ecr-login user, the docker CLI reading
 #       the login ecr-login stored (`docker manifest inspect`) and a pull with
 #       skopeo.
@@ -168,18 +169,22 @@ print(d["count"], f"({ops})" if ops else "")' "$calls_file"
 }
 note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
 
-# A tiny image to pull later, pushed with a login from an auth file.
+# A tiny image to pull later, pushed with a login from an auth file, in docker's
+# own manifest format (v2s2): the docker CLI 20.10 of Debian 12 does not read OCI manifests.
 "$PYTHON" - "$work" "$registry" <<'EOF'
 import sys
 sys.path.insert(0, "tests")
-from local_registry import basic_token, build_oci_layout, skopeo_copy, write_auth_file
+from local_registry import basic_token, build_oci_layout, write_auth_file
 
 work, registry = sys.argv[1], sys.argv[2]
 password = open(f"{work}/password").read().strip()
 build_oci_layout(f"{work}/image", "v1", content="Hello from an image pulled with the login ecr-login stored.\n")
-auth = write_auth_file(f"{work}/push-auth.json", registry, basic_token(password))
-skopeo_copy(f"oci:{work}/image:v1", f"docker://{registry}/demo/hello:v1", auth)
+write_auth_file(f"{work}/push-auth.json", registry, basic_token(password))
 EOF
+mkdir -m 700 "$work/skopeo-home"   # skopeo reads no login but the auth file given
+HOME="$work/skopeo-home" DOCKER_CONFIG="$work/skopeo-home" XDG_RUNTIME_DIR="$work/skopeo-home" \
+    skopeo --insecure-policy copy -q --format v2s2 --dest-tls-verify=false --dest-authfile "$work/push-auth.json" \
+    "oci:$work/image:v1" "docker://$registry/demo/hello:v1"
 note "pushed:    $registry/demo/hello:v1"
 
 # --- 3. the guest ------------------------------------------------------------------
@@ -228,8 +233,8 @@ unit_property() {  # unit_property UNIT PROPERTY: its value in the guest
 prompt_host="$(guest hostname)"
 prompt="root@$prompt_host"
 
-# --- 4. the docker CLI, then the package ----------------------------------------------
-bold "4. The docker CLI in the guest, then the package with apt"
+# --- 4. the docker CLI ------------------------------------------------------------------
+bold "4. The docker CLI in the guest"
 printf '\n%s# apt-get -q update\n' "$prompt"
 guest apt-get -q update >/dev/null
 if [[ $docker_from == host ]]; then
@@ -252,13 +257,10 @@ show docker --version
 printf '\n%s# systemctl is-active docker.service containerd.service\n' "$prompt"
 guest systemctl is-active docker.service containerd.service || true
 
-printf '\n%s# apt-get install -y --no-install-recommends /srv/%s\n' "$prompt" "$(basename "$deb")"
-guest env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/srv/$(basename "$deb")" \
-    2>&1 | grep -E '^(Setting up|Created symlink|Unpacking) ' || true
-show getent passwd ecr-login
-show systemctl is-enabled ecr-login.timer
-
-bold "5. Configure: only /etc/default/ecr-login"
+# --- 5. configuration first ------------------------------------------------------------------
+bold "5. Configure first: only /etc/default/ecr-login"
+note "(on a host that is not on EC2 the credentials come first: installing the package starts the"
+note " timer, and the timer its service)"
 printf '\n%s# cat > /etc/default/ecr-login   (mode 0600)\n' "$prompt"
 guest sh -c 'umask 077 && cat > /etc/default/ecr-login' <<EOF
 # The stand-in ECR API on the host's loopback (the guest shares the network).
@@ -269,14 +271,10 @@ AWS_REGION=us-east-1
 AWS_ENDPOINT_URL_ECR=http://127.0.0.1:$ecr_port
 EOF
 guest sed -e 's/^\(AWS_SECRET_ACCESS_KEY=\).*/\1********/' /etc/default/ecr-login | sed 's/^/   /'
-note "(/etc/ecr-login/ecr-login.conf as installed names no registry: the caller's own account's registry, in"
-note " the docker store, the default since the docker CLI is installed)"
-
-# --- 6. the run the timer starts ---------------------------------------------------------
-bold "6. The first run, started by ecr-login.timer"
-note "The package started the timer at install; its first tick is 2 min after boot (OnBootSec=2min)."
-note "Its per-host random offset (RandomizedDelaySec=5min, spreading a fleet's calls) would add up to"
-note "5 min of waiting here: a drop-in sets it to 0 for the demo, as README says to change the schedule."
+note "(ecr-login.conf as the package installs it names no registry: the caller's own account's registry,"
+note " in the docker store, the default since the docker CLI is installed)"
+note "The timer's per-host random offset (RandomizedDelaySec=5min, spreading a fleet's calls) would add"
+note "up to 5 min of waiting for its tick here: a drop-in sets it to 0 (README: change it with a drop-in)."
 guest mkdir -p /etc/systemd/system/ecr-login.timer.d
 guest sh -c 'cat > /etc/systemd/system/ecr-login.timer.d/demo.conf' <<'EOF'
 [Timer]
@@ -284,11 +282,32 @@ RandomizedDelaySec=0
 AccuracySec=1s
 EOF
 show cat /etc/systemd/system/ecr-login.timer.d/demo.conf
-guest systemctl daemon-reload
+
+# --- 6. the package ----------------------------------------------------------------------------
+bold "6. Install the package with apt"
+note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
+printf '\n%s# apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold /srv/%s\n' "$prompt" "$(basename "$deb")"
+guest env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "/srv/$(basename "$deb")" \
+    2>&1 | grep -E '^(Setting up|Created symlink|Unpacking) ' || true
+note "(--force-confold: keep the /etc/default/ecr-login written above, not the package's commented one)"
+for ((i = 0; i < 240; i++)); do   # a run the install started: let it finish before reading its journal
+    [[ $(unit_property ecr-login.service ActiveState) == activating ]] || break
+    sleep 0.5
+done
+show getent passwd ecr-login
+show systemctl is-enabled ecr-login.timer
+show journalctl --no-pager -b -u ecr-login
+note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
+
+# --- 7. the run the timer starts -----------------------------------------------------------------
+bold "7. A run started by ecr-login.timer's schedule"
+note "Its first tick is 2 min after boot (OnBootSec=2min); nothing here runs systemctl start."
 show systemctl list-timers --no-pager ecr-login.timer
 triggered_before="$(unit_property ecr-login.timer LastTriggerUSec)"
-note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
-printf '\n   waiting for the tick (no systemctl start from here) '
+before="$(ecr_calls)"
+note "calls before the tick: $before"
+printf '\n   waiting for the tick '
 for ((i = 0; i < 600; i++)); do   # at most 5 min: the tick is due about 2 min after boot
     if [[ $(unit_property ecr-login.timer LastTriggerUSec) != "$triggered_before" ]] \
         && [[ $(unit_property ecr-login.service ActiveState) != activating ]]; then
@@ -303,10 +322,14 @@ show systemctl list-timers --no-pager ecr-login.timer
 show systemctl show -p LastTriggerUSec ecr-login.timer
 show systemctl show -p ExecMainStartTimestamp -p Result -p ExecMainStatus ecr-login.service
 show journalctl --no-pager -b -u ecr-login
-note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
+after="$(ecr_calls)"
+note "calls after the tick:  $after"
+if [[ $before == "$after" ]]; then
+    note "(unchanged: the login made at install was still fresh, so the timer's run had nothing due)"
+fi
 
-# --- 7. a run with nothing due --------------------------------------------------------------
-bold "7. A second run, with nothing due: no AWS call"
+# --- 8. a run with nothing due ------------------------------------------------------------------
+bold "8. Another run, with nothing due: no AWS call"
 before="$(ecr_calls)"
 note "calls before: $before"
 show systemctl start ecr-login.service
@@ -321,8 +344,8 @@ if guest journalctl -b -o export | grep -qF -f "$work/password"; then
 fi
 note "(the registry password does not appear anywhere in the guest's journal)"
 
-# --- 8. the stored login, used -------------------------------------------------------------
-bold "8. The stored login, as the ecr-login user: status, the docker CLI, a pull"
+# --- 9. the stored login, used -------------------------------------------------------------
+bold "9. The stored login, as the ecr-login user: status, the docker CLI, a pull"
 show ls -l /var/lib/ecr-login/.docker/config.json
 rc=0
 show_as ecr-login ecr-login status || rc=$?
