@@ -134,6 +134,16 @@ bench:
 repo: deb
 	tools/make-repo.sh --uri "$(REPO_URI)" $(if $(REPO_KEY),--key "$(REPO_KEY)") --out $(OUT)/repo $(DEB)
 
+# Build output and tool caches. The set-up's .venv and the cached guest tarballs
+# stay: they make the next run fast (make distclean removes them; README: Clean up).
 clean:
 	rm -rf $(OUT) build dist deb_dist *.egg-info .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Back to a fresh clone: also the venv and the pristine Debian tarballs the guest
+# tests, the demo and piuparts start from (/var/cache/ecr-login-tests for root,
+# about 165 MB; tests/guest.py cache-dir says where). Not while tests run.
+.PHONY: distclean
+distclean: clean
+	rm -rf $(VENV)
+	cache="$$($(PYTHON) tests/guest.py cache-dir)" && [[ -n $$cache && $$cache != / ]] && rm -rf "$$cache"
