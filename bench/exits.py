@@ -81,28 +81,39 @@ def launcher(path: Path, python: str, site: Path, body: str) -> str:
     return str(path)
 
 
-def importtime(python: str, command: list[str], env: dict[str, str], runs: int = 7, top: int = 12) -> dict[str, Any]:
-    """A run's imports under -X importtime: how many, their total, and the largest (cumulative),
-    medians in ms over ``runs`` runs (one run's figures wander by a few ms)."""
-    totals: list[float] = []
-    cumulative: dict[str, list[float]] = {}
-    modules = 0
-    for _ in range(runs):
-        done = subprocess.run([python, "-X", "importtime", *command], env=env, capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-        total = 0
-        modules = 0
-        for line in done.stderr.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            self_us, cumulative_us, name = line.split("|", 2)
-            total += int(self_us.split(":")[1])
-            modules += 1
-            cumulative.setdefault(name.strip(), []).append(int(cumulative_us) / 1000)
-        totals.append(total / 1000)
-    medians = {name: statistics.median(values) for name, values in cumulative.items()}
-    largest = sorted(medians.items(), key=lambda item: item[1], reverse=True)[:top]
-    return {"modules": modules, "total_self_ms": statistics.median(totals), "largest_cumulative_ms": largest}
+def import_times(runs: dict[str, tuple[str, list[str], dict[str, str]]], rounds: int = 7) -> dict[str, dict[str, Any]]:
+    """Each run's imports under -X importtime, the runs taken in turn ``rounds`` times (so a burst
+    of load hits them all alike): medians in ms of the total and of each module (self, cumulative)."""
+    seen: dict[str, dict[str, list[tuple[float, float]]]] = {key: {} for key in runs}
+    totals: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(rounds):
+        for key, (python, command, env) in runs.items():
+            done = subprocess.run([python, "-X", "importtime", *command], env=env, capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL)
+            total = 0.0
+            for line in done.stderr.splitlines():
+                if not line.startswith("import time:") or "self [us]" in line:
+                    continue
+                self_us, cumulative_us, name = line.split("|", 2)
+                self_ms, cumulative_ms = int(self_us.split(":")[1]) / 1000, int(cumulative_us) / 1000
+                total += self_ms
+                seen[key].setdefault(name.strip(), []).append((self_ms, cumulative_ms))
+            totals[key].append(total)
+    found = {}
+    for key, modules in seen.items():
+        medians = {name: (statistics.median(t[0] for t in values), statistics.median(t[1] for t in values))
+                   for name, values in modules.items()}
+        found[key] = {"modules": len(medians), "total_self_ms": statistics.median(totals[key]),
+                      "largest_cumulative_ms": sorted(((name, m[1]) for name, m in medians.items()),
+                                                      key=lambda item: item[1], reverse=True)[:12],
+                      "self_ms": {name: m[0] for name, m in medians.items()}}
+    return found
+
+
+def new_imports(now: dict[str, Any], before: dict[str, Any]) -> tuple[list[str], float]:
+    """The modules a run imports now and did not before (ecr-login's own aside), and their self time."""
+    names = [name for name in now["self_ms"] if name not in before["self_ms"] and not name.startswith("ecr_login_pkg")]
+    return sorted(names, key=lambda name: name.lstrip()), sum(now["self_ms"][name] for name in names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_once(case, ecr)
             if (round_number + 1) % 10 == 0:
                 print(f"exits: round {round_number + 1}/{args.runs} ({time.time() - started:.0f} s)", file=sys.stderr)
-        imports = {case.key: importtime(interpreter_of[case.key], case.command, case.env) for case in cases
-                   if case.key.startswith("noop_") and not case.key.endswith(("gc_freeze", "os__exit"))}
+        imports = import_times({case.key: (interpreter_of[case.key], case.command, case.env) for case in cases
+                                if case.key.startswith("noop_") and not case.key.endswith(("gc_freeze", "os__exit"))})
     load_after = os.getloadavg()
 
     by_key = {case.key: case for case in cases}
@@ -202,10 +213,16 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row['run']} | {row['interpreter']} | {row['variant']} | {row['median_s'] * 1000:.0f} ms | "
                      f"{row['median_cpu_s'] * 1000:.0f} ms | {row['paired_difference_s'] * 1000:+.1f} ms "
                      f"(CPU {row['paired_cpu_difference_s'] * 1000:+.1f} ms) | {row['ratio_to_pipeline']:.3f}x |")
-    lines += ["", "no-op imports (-X importtime, one run): modules, total ms, largest cumulative"]
+    lines += ["", "no-op imports (-X importtime, medians of 7 runs): modules, total ms, largest cumulative"]
     for key, found in imports.items():
         largest = ", ".join(f"{name} {ms:.1f}" for name, ms in found["largest_cumulative_ms"][:8])
         lines.append(f"- {key}: {found['modules']} modules, {found['total_self_ms']:.1f} ms: {largest}")
+    slug = args.before.replace(".", "_")
+    for tag in ("local", "deb"):
+        if f"noop_{tag}_sys_exit" in imports and f"noop_{tag}_{slug}" in imports:
+            names, self_ms = new_imports(imports[f"noop_{tag}_sys_exit"], imports[f"noop_{tag}_{slug}"])
+            lines.append(f"- {tag}: imported now and not at {args.before} ({len(names)}, {self_ms:.1f} ms of their own): "
+                         + ", ".join(name.strip() for name in names))
     text = "\n".join(lines)
     print(text)
     args.out.write_text(json.dumps({
