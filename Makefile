@@ -6,7 +6,7 @@
 #   make lint    ruff, mypy, lintian
 #   make test    set-up, then the whole test suite (exactly what CI runs)
 #   make demo    set-up, then the package on a booted Debian 12 guest (the main job)
-#   make rpm     Fedora-style RPM into out/;  make bench  the benchmark
+#   make rpm     RPM for Fedora (RPM_TARGET=el9: RHEL 9) into out/;  make bench  the benchmark
 #   make repo REPO_URI=...  a signed apt repository of the .deb in out/repo/
 #   make clean
 #
@@ -97,13 +97,18 @@ test: setup
 	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
-# Fedora-style ecr-login-VERSION-1.noarch.rpm and .src.rpm into $(OUT)/
-# (rpmbuild tree in $(OUT)/rpm/), from the working tree, with the systemd,
-# sysusers and python macros Debian lacks (rpm/macros.*); then rpmlint and a
-# check of the expanded scriptlets. See rpm/build.sh.
+# The RPM for a named target, as that distribution's own build makes it:
+#   make rpm                   Fedora 42 (Python 3.13): ecr-login-VERSION-1.fc42.noarch.rpm
+#   make rpm RPM_TARGET=el9    RHEL 9 + EPEL 9 (Python 3.9): ecr-login-VERSION-1.el9.noarch.rpm
+# and the .src.rpm into $(OUT)/ (rpmbuild tree in $(OUT)/rpm/), from the
+# release tarball of the working tree (`make dist`, no git needed), with the
+# target's, systemd, sysusers and python macros Debian lacks (rpm/*.macros,
+# rpm/macros.*) and an interpreter of the target's Python version; then
+# rpmlint and a check of the payload and scriptlets. See rpm/build.sh.
+RPM_TARGET ?= fedora
 .PHONY: rpm
 rpm:
-	rpm/build.sh --outdir $(OUT)
+	rpm/build.sh --target $(RPM_TARGET) --outdir $(OUT)
 
 # --- demo: added by the systemd guest demo ---------------------------------
 # Builds the .deb, boots a pristine Debian 12 guest (systemd-nspawn, root),

@@ -1,21 +1,33 @@
 #!/bin/bash
 # rpm/build.sh — build the ecr-login RPM on Debian (what `make rpm` runs).
 #
-#   rpm/build.sh [--outdir DIR] [--systemd-macros=systemctl|update-helper] [--no-lint]
+#   rpm/build.sh [--target fedora|el9] [--outdir DIR]
+#                [--systemd-macros=systemctl|update-helper] [--no-lint]
 #
-# 1. Source tarball ecr-login-VERSION.tar.gz from the git work tree: every
-#    file git knows about or would add (`git ls-files --cached --others
-#    --exclude-standard`), as it is on disk, so uncommitted edits are built.
-# 2. rpmbuild -ba --nodeps in DIR/rpm (default out/rpm), with the systemd,
-#    sysusers and python macros Debian lacks loaded from rpm/macros.* (rpm's
-#    own macro files load first; macros.buildhost makes Debian's buildroot
-#    post-processing Fedora's). --nodeps: Debian has no RPM database that could satisfy
-#    BuildRequires. The Packager tag is set here, by the build, as build
-#    systems do (Fedora's spec files must not set it).
-# 3. The .noarch.rpm and .src.rpm are copied to DIR (default out/).
-# 4. rpmlint on both (with rpm/ecr-login.rpmlintrc): any error fails the build.
-# 5. The scriptlets are printed (rpm -qp --scripts) and checked: no macro left
-#    unexpanded, the user created in %pre, the timer preset/disabled/restarted.
+# --target (default $RPM_TARGET, else fedora): the distribution the RPM is
+# for, as its own build would make it: fedora = Fedora 42 (Python 3.13),
+# el9 = RHEL 9 with EPEL 9 (Python 3.9). rpm/target-TARGET.macros.
+#
+# 1. Source tarball ecr-login-VERSION.tar.gz: `make dist`, the tree as it is
+#    on disk (uncommitted edits included) without VCS data or build output;
+#    no git needed (an unpacked release tarball builds too).
+# 2. The build's interpreter of the target's Python version: a venv (cached
+#    under /var/cache/ecr-login-tests or ~/.cache/ecr-login-tests) of
+#    python3.X (on PATH, $PYTHON3_X e.g. PYTHON3_13, or pyenv's) with the
+#    target's versions of setuptools, wheel and pytest (pip, once).
+# 3. rpmbuild -ba --nodeps in DIR/rpm (default out/rpm), with the target's,
+#    systemd, sysusers and python macros Debian lacks loaded from
+#    rpm/target-*.macros and rpm/macros.* (rpm's own macro files load first;
+#    macros.buildhost makes Debian's buildroot post-processing Fedora's).
+#    --nodeps: Debian has no RPM database that could satisfy BuildRequires.
+#    The Packager tag is set here, by the build, as build systems do
+#    (Fedora's spec files must not set it).
+# 4. The .noarch.rpm and .src.rpm are copied to DIR (default out/).
+# 5. rpmlint on both (with rpm/ecr-login.rpmlintrc): any error fails the build.
+# 6. The payload and scriptlets are printed and checked: python(abi) and
+#    the sitelib of the target's Python, no macro left unexpanded, the user
+#    created in %pre where the target needs it, the timer preset/disabled/
+#    restarted.
 #
 # --systemd-macros=update-helper builds with the scriptlets of a current
 # Fedora instead (see rpm/macros.systemd-update-helper); they do nothing on a
@@ -27,6 +39,7 @@ root="$(cd "$here/.." && pwd)"
 outdir="$root/out"
 systemd_macros=systemctl
 lint=1
+target="${RPM_TARGET:-fedora}"
 
 while (($#)); do
     case "$1" in
@@ -34,16 +47,26 @@ while (($#)); do
         --outdir=*) outdir="${1#*=}"; shift ;;
         --systemd-macros=*) systemd_macros="${1#*=}"; shift ;;
         --no-lint) lint=0; shift ;;
+        --target) target="$2"; shift 2 ;;
+        --target=*) target="${1#*=}"; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument: $1" >&2; exit 64 ;;
     esac
 done
+# The build's tools of each target: the versions its distribution ships
+# (Fedora 42: python3-setuptools 74.1.3, python3-wheel 0.45.1, python3-pytest
+# 8.3.4; RHEL 9: 53.0.0, 0.36.2, 6.2.2).
+case "$target" in
+    fedora) python_version=3.13; host_pins=(setuptools==74.1.3 wheel==0.45.1 pytest==8.3.4) ;;
+    el9) python_version=3.9; host_pins=(setuptools==53.0.0 wheel==0.36.2 pytest==6.2.2) ;;
+    *) echo "build.sh: --target must be fedora or el9 (RPM_TARGET)" >&2; exit 64 ;;
+esac
 case "$systemd_macros" in
     systemctl|update-helper) ;;
     *) echo "build.sh: --systemd-macros must be systemctl or update-helper" >&2; exit 64 ;;
 esac
 
-for tool in git rpmbuild rpm rpmlint /usr/bin/python3; do
+for tool in make tar rpmbuild rpm rpmlint /usr/bin/python3; do
     if [[ $tool == rpmlint && $lint == 0 ]]; then continue; fi
     command -v "$tool" >/dev/null || { echo "build.sh: $tool is missing (apt-get install rpm rpmlint python3-setuptools)" >&2; exit 69; }
 done
@@ -64,45 +87,70 @@ rm -rf "$topdir"
 mkdir -p "$topdir"/{BUILD,BUILDROOT,RPMS,SOURCES,SPECS,SRPMS}
 
 # --- 1. source tarball ------------------------------------------------------
-# Reproducible: sorted names, the last commit's time, root ownership.
+# Reproducible (sorted names, root ownership, the time of the last packaging
+# change): the Makefile's `dist`, into the rpmbuild tree.
 cd "$root"
-epoch="$(git log -1 --format=%ct 2>/dev/null || date +%s)"
-tarball="$topdir/SOURCES/$name-$version.tar.gz"
-git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' path; do
-          # Tracked but deleted in the work tree: not part of this build.
-          [[ -e $path || -L $path ]] && printf '%s\0' "$path"
-      done \
-    | grep -zv '^out/' \
-    | tar --create --null --files-from=- --sort=name --mtime="@$epoch" \
-          --owner=0 --group=0 --numeric-owner --transform="s,^,$name-$version/," \
-    | gzip -n -9 >"$tarball"
+epoch="$(sed -n 's/^\* \([A-Z][a-z]\{2\} [A-Z][a-z]\{2\} [0-9]\{1,2\} [0-9]\{4\}\) .*/\1/p' "$spec" | head -1)"
+epoch="$(date -u -d "$epoch" +%s)"
+make --no-print-directory -s dist OUT="$topdir/dist" SOURCE_DATE_EPOCH="$epoch" >/dev/null
+mv "$topdir/dist/$name-$version.tar.gz" "$topdir/SOURCES/"
+rm -rf "$topdir/dist"
 cp "$root/systemd/$name.sysusers" "$topdir/SOURCES/$name.sysusers"
 cp "$spec" "$topdir/SPECS/$name.spec"
 
-# --- 2. rpmbuild ------------------------------------------------------------
-macros=(--load "$here/macros.buildhost" --load "$here/macros.python"
-        --load "$here/macros.systemd" --load "$here/macros.sysusers")
+# --- 2. the build's interpreter of the target's version ---------------------
+if [[ $(id -u) == 0 ]]; then cache="${ECR_LOGIN_TEST_CACHE:-/var/cache/ecr-login-tests}"
+else cache="${ECR_LOGIN_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecr-login-tests}"; fi
+base_var="PYTHON${python_version/./_}"
+base="${!base_var:-}"
+if [[ -z $base ]]; then
+    base="$(command -v "python$python_version" 2>/dev/null || true)"
+    if [[ -z $base || $base == */shims/* ]]; then
+        base="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$python_version".*/bin/python"$python_version" 2>/dev/null | sort -V | tail -1 || true)"
+    fi
+fi
+if [[ -z $base || ! -x $base ]]; then
+    echo "build.sh: target $target needs a Python $python_version interpreter on this host" \
+         "(python$python_version on PATH, \$$base_var, or pyenv install $python_version)" >&2
+    exit 69
+fi
+venv="$cache/rpm-build-python-$target-$(printf '%s\n' "$base" "${host_pins[@]}" | sha256sum | cut -c1-12)"
+mkdir -p "$cache"
+(
+    flock 9
+    if [[ ! -e $venv/.complete ]]; then
+        rm -rf "$venv"
+        "$base" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${host_pins[@]}"
+        touch "$venv/.complete"
+    fi
+) 9>"$cache/.rpm-build-python.lock"
+host_python="$venv/bin/python"
+
+# --- 3. rpmbuild ------------------------------------------------------------
+macros=(--load "$here/target-$target.macros" --load "$here/macros.buildhost"
+        --load "$here/macros.python" --load "$here/macros.systemd" --load "$here/macros.sysusers")
 if [[ $systemd_macros == update-helper ]]; then
     macros+=(--load "$here/macros.systemd-update-helper")
 fi
-# Same package whatever the caller's environment: setuptools byte-compiles the
-# modules (.pyc and .opt-1.pyc, as Fedora's brp-python-bytecompile does) only
-# when PYTHONDONTWRITEBYTECODE is unset; a fixed hash seed and
-# SOURCE_DATE_EPOCH make the result reproducible.
-unset PYTHONDONTWRITEBYTECODE
+# Same package whatever the caller's environment: a fixed hash seed and
+# SOURCE_DATE_EPOCH make the result reproducible; the caller's python
+# settings do not leak into the build.
+unset PYTHONDONTWRITEBYTECODE PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE VIRTUAL_ENV
 export PYTHONHASHSEED=0
 export SOURCE_DATE_EPOCH="$epoch"
+export PIP_NO_INDEX=1
 rpmbuild -ba --nodeps \
     "${macros[@]}" \
     --define "_topdir $topdir" \
     --define "_ecr_rpm_auxdir $here" \
+    --define "_ecr_host_python3 $host_python" \
     --define "packager ecr-login developers <ecr-login@example.org>" \
     --define "use_source_date_epoch_as_buildtime 1" \
     --define "clamp_mtime_to_source_date_epoch 1" \
     "$topdir/SPECS/$name.spec"
 
-# --- 3. results to DIR ------------------------------------------------------
+# --- 4. results to DIR ------------------------------------------------------
 shopt -s nullglob
 rpms=("$topdir"/RPMS/noarch/"$name-$version"-*.noarch.rpm)
 srpms=("$topdir"/SRPMS/"$name-$version"-*.src.rpm)
@@ -115,23 +163,29 @@ cp "${rpms[0]}" "${srpms[0]}" "$outdir/"
 rpm_file="$outdir/$(basename "${rpms[0]}")"
 srpm_file="$outdir/$(basename "${srpms[0]}")"
 
-# --- 4. rpmlint -------------------------------------------------------------
+# --- 5. rpmlint -------------------------------------------------------------
 if ((lint)); then
     echo "== rpmlint"
     # rpmlint exits non-zero on any error (BadnessThreshold -1).
     rpmlint --rpmlintrc "$here/$name.rpmlintrc" "$rpm_file" "$srpm_file"
 fi
 
-# --- 5. scriptlets ----------------------------------------------------------
+# --- 6. payload and scriptlets ----------------------------------------------
+sitelib="/usr/lib/python$python_version/site-packages"
+fail=0
+rpm -qp --requires "$rpm_file" | grep -qx "python(abi) = $python_version" \
+    || { echo "build.sh: no 'Requires: python(abi) = $python_version'" >&2; fail=1; }
+rpm -qp --list "$rpm_file" | grep -q "^$sitelib/ecr_login_pkg/cli.py$" \
+    || { echo "build.sh: the modules are not in $sitelib" >&2; fail=1; }
 scripts="$(rpm -qp --scripts "$rpm_file")"
 echo "== scriptlets of $(basename "$rpm_file")"
 printf '%s\n' "$scripts"
-fail=0
 if grep -nE '%[{(!?]|%[A-Za-z_]' <<<"$scripts"; then
     echo "build.sh: unexpanded RPM macro in the scriptlets (above)" >&2
     fail=1
 fi
-need=("useradd -r -g 'ecr-login' -d '/var/lib/ecr-login'")
+need=()
+if [[ $target == el9 ]]; then need+=("useradd -r -g 'ecr-login' -d '/var/lib/ecr-login'"); fi
 if [[ $systemd_macros == systemctl ]]; then
     need+=("systemctl --no-reload preset $name.timer"
            "systemctl --no-reload disable --now $name.timer"
