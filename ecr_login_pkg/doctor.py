@@ -35,6 +35,7 @@ CREDENTIALS_FIX = (
     "AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, or a profile in ~/.aws (then 'profile' in the configuration)"
 )
 REGION_FIX = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
+TOKENS_REGION_HOW = REGION_FIX  # how tokens.with_instance_region words it
 
 
 @dataclass
@@ -190,9 +191,9 @@ def _check_region(settings: Settings, environ: Mapping[str, str], report: _Repor
         planned = identity_of(target)
         try:
             identity = with_instance_region(planned, environ)
-        except EcrLoginError as exc:
-            report.failed("region", f"no AWS region for {target.name}: {str(exc).split(': ', 1)[-1]}",
-                          REGION_FIX, exc.exit_code)
+        except EcrLoginError as exc:  # the message's own how-to is the fix: said once
+            detail = " ".join(str(exc).replace(TOKENS_REGION_HOW, "").split()).replace(": (", " (").rstrip(" ;:")
+            report.failed("region", f"{target.name}: {detail}", REGION_FIX, exc.exit_code)
             continue
         identities[target] = identity
         regions.setdefault(identity.region, identity.region if planned.region else f"{identity.region} (from instance metadata)")
@@ -264,7 +265,7 @@ def _check_registries(configured: tuple[Target, ...], identities: dict[Target, I
     for target in configured:
         token = _token_for(target, identities, tokens)
         address = _address(target, token)
-        name = f"registry {address or 'of the default'}"
+        name = "registry " + (address or "(the caller's default)")
         if token is None or address is None:
             report.skipped(name, "needs a token")
             continue

@@ -186,8 +186,10 @@ def test_no_region_off_ec2_fails_the_region_check(
     code, checks, _ = diagnose(config)
     region = by_name(checks, "region")
     assert region["status"] == "failed" and code == region["exit_code"] == 78
-    assert "--region" in region["fix"]
+    assert "--region" in region["fix"] and "--region" not in region["detail"]  # the fix said once
+    assert region["detail"] == "default: no AWS region (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)"
     assert by_name(checks, "configuration")["detail"] == f"{config} parses: the caller's own default registry"
+    assert by_name(checks, "registry")["check"] == "registry (the caller's default)"
     assert by_name(checks, "registry")["status"] == "skipped"
 
 
