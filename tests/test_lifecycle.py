@@ -374,6 +374,14 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
             assert_timer_scheduled(guest, "ecr-login.timer")
             assert guest.run(["stat", "-c", "%a %U", "/etc/default/ecr-login"]).stdout.split() == ["600", "root"]
 
+        with step("nothing set up yet: a run ends with one notice, not a failed unit (#13.3)"):
+            wait_out_timer_tick(guest)
+            shown = start_service(guest, "ecr-login.service")
+            journal = guest.journal("ecr-login.service")
+            assert shown["Result"] == "success", f"{shown}\n{journal}"
+            assert "not set up on this host" in journal and "ecr-login doctor" in journal, journal
+            assert guest.run(["systemctl", "is-failed", "ecr-login.service"], check=False).stdout.strip() != "failed"
+
         with step("configure /etc/default/ecr-login and start the service"):
             wait_out_timer_tick(guest)
             guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
@@ -400,6 +408,13 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
                 assert status.returncode == 0, f"{status}\n(the same with {settings} in its environment: {again})"
             assert backends.registry.address in status.stdout, status.stdout
             assert_no_secret(status.stdout + status.stderr, backends, "ecr-login status")
+
+        with step.soft("ecr-login doctor: the timer is enabled and scheduled (#9.6)"):
+            done = guest.run(["ecr-login", "doctor", "--json"], check=False, env={"AWS_EC2_METADATA_DISABLED": "true"})
+            timer = {check["check"]: check for check in json.loads(done.stdout)["checks"]}["timer"]
+            assert timer["status"] == "ok", done
+            assert timer["detail"].startswith("ecr-login.timer enabled; next run "), timer
+            assert_no_secret(done.stdout + done.stderr, backends, "ecr-login doctor")
 
         with step("a second run is a no-op"):
             calls_before = backends.ecr.call_count
