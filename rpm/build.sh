@@ -173,9 +173,12 @@ fi
 # --- 6. payload and scriptlets ----------------------------------------------
 sitelib="/usr/lib/python$python_version/site-packages"
 fail=0
-rpm -qp --requires "$rpm_file" | grep -qx "python(abi) = $python_version" \
+# (Whole outputs first: grep -q on a pipe would stop rpm with SIGPIPE.)
+requires="$(rpm -qp --requires "$rpm_file")"
+listing="$(rpm -qp --list "$rpm_file")"
+grep -qx "python(abi) = $python_version" <<<"$requires" \
     || { echo "build.sh: no 'Requires: python(abi) = $python_version'" >&2; fail=1; }
-rpm -qp --list "$rpm_file" | grep -q "^$sitelib/ecr_login_pkg/cli.py$" \
+grep -qx "$sitelib/ecr_login_pkg/cli.py" <<<"$listing" \
     || { echo "build.sh: the modules are not in $sitelib" >&2; fail=1; }
 scripts="$(rpm -qp --scripts "$rpm_file")"
 echo "== scriptlets of $(basename "$rpm_file")"

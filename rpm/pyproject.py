@@ -13,8 +13,10 @@ import argparse
 import csv
 import fnmatch
 import importlib
+import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -32,7 +34,6 @@ def _requirement_to_rpm(requirement: str) -> str:
 
 def buildrequires(args: argparse.Namespace) -> int:
     """Print the BuildRequires of pyproject.toml's [build-system] and of the backend's hook."""
-    import subprocess
     import tomllib  # the build tool's interpreter (Debian's 3.11), not the target's
 
     table = tomllib.loads(Path("pyproject.toml").read_text()).get("build-system")
@@ -48,8 +49,6 @@ def buildrequires(args: argparse.Namespace) -> int:
     done = subprocess.run([args.python, "-c", hook], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"pyproject.py: get_requires_for_build_wheel failed:\n{done.stderr}")
-    import json
-
     requires += json.loads(done.stdout.strip().splitlines()[-1])
     for requirement in dict.fromkeys(requires):
         print(_requirement_to_rpm(requirement))
