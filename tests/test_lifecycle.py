@@ -143,10 +143,12 @@ def rpm_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prebuilt = os.environ.get("ECR_LOGIN_RPM")
     if prebuilt:
         return Path(prebuilt).resolve()
-    for tool in ("rpmbuild", "rpm", "git"):
+    for tool in ("rpmbuild", "rpm", "make"):
         require_tool(tool)
     out = tmp_path_factory.mktemp("rpm")
-    _build(["bash", "rpm/build.sh", "--outdir", str(out), "--no-lint"], REPO, "building the RPM")
+    # The RHEL 9 target: Debian's rpm 4.18, like RHEL 9's, does not create
+    # sysusers.d users itself, so this build's %pre does (Fedora 42's has none).
+    _build(["bash", "rpm/build.sh", "--target", "el9", "--outdir", str(out), "--no-lint"], REPO, "building the RPM")
     found = sorted(out.glob("ecr-login-*.noarch.rpm"))
     assert len(found) == 1, f"expected one noarch RPM in {out}: {found}"
     return found[0]
@@ -536,15 +538,21 @@ def test_rpm_scriptlets_on_systemd(rpm_package: Path, capsys: pytest.CaptureFixt
             assert installed.returncode == 0, installed
             _, _, uid, _, _, home, _ = guest.run(["getent", "passwd", "ecr-login"]).stdout.strip().split(":")
             assert int(uid) < 1000 and home == SERVICE_HOME
-            # Fedora's %systemd_post enables (presets) and does not start:
-            # the timer runs from the next boot on.
+            # %systemd_post presets and does not start: Debian's preset policy
+            # enables the timer (on Fedora/RHEL, with no preset shipped, the
+            # administrator enables it); it runs from the next boot on.
             assert guest.run(["systemctl", "is-enabled", "ecr-login.timer"], check=False).stdout.strip() == "enabled"
             wants = "/etc/systemd/system/timers.target.wants/ecr-login.timer"
             assert guest.run(["test", "-L", wants], check=False).returncode == 0
         with step("rpm -e"):
             guest.run(["systemctl", "start", "ecr-login.timer"])  # as after a reboot
+            # An instance of the template, as an administrator starts one for a CI user.
+            guest.run(["systemctl", "start", "ecr-login@root.timer"])
             erased = guest.run(["rpm", "-e", "--nodeps", "ecr-login"], check=False)
             assert erased.returncode == 0, erased
+            # %preun stopped the instance too, as the Debian prerm does.
+            instance = guest.run(["systemctl", "is-active", "ecr-login@root.timer"], check=False).stdout.strip()
+            assert instance != "active", "rpm -e left ecr-login@root.timer running"
             shown = guest.systemctl_show("ecr-login.timer", "LoadState", "ActiveState")
             assert shown == {"LoadState": "not-found", "ActiveState": "inactive"}, shown
             assert guest.run(["test", "-e", wants], check=False).returncode != 0, "rpm -e left the timer enabled"
