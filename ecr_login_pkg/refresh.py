@@ -111,7 +111,7 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
             logins[pair.address] = (outcome.username, outcome.password)
             members.append(pair)
         _store_batches(batches, tokens, state, log)
-    if _never_set_up(due, settings, environ):
+    if _never_set_up(due, settings, environ, state):
         from .readiness import SET_UP_HINT, missing
 
         lacking = "; ".join(missing(settings, environ)) or str(due[0].error)
@@ -129,14 +129,19 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
     return most_severe(codes)
 
 
-def _never_set_up(due: list[Pair], settings: Settings, environ: Mapping[str, str]) -> bool:
+def _never_set_up(due: list[Pair], settings: Settings, environ: Mapping[str, str], state: State) -> bool:
     """Every due login failed for want of credentials or a region, on a host with no registry
-    configured and no credentials anywhere (a laptop, a host off EC2): not a failure to
-    report every 15 minutes, but a notice (#13.3). A registry or credentials make it one again."""
+    configured, no credentials anywhere and no login ever made (a laptop, a host off EC2): not a
+    failure to report every 15 minutes, but a notice (#13.3). A registry or credentials make it
+    one again, and so does a past login (an instance profile's credentials show nowhere locally)."""
     from .errors import NotSetUpError
     from .readiness import nothing_set_up
 
-    return all(isinstance(pair.error, NotSetUpError) for pair in due) and nothing_set_up(settings, environ)
+    return (
+        all(isinstance(pair.error, NotSetUpError) for pair in due)
+        and not any(entry.last_success for entry in state.entries.values())
+        and nothing_set_up(settings, environ)
+    )
 
 
 def _store_batches(batches: dict[int, Batch], tokens: dict[Identity, Token | EcrLoginError], state: State, log: Log) -> None:
