@@ -196,6 +196,7 @@ class AuthFile:
         """
         directory = os.path.dirname(os.path.abspath(self.path))
         ensure_private_dir(directory)
+        self.snapshot()  # a file we must not rewrite is refused before its directory gets a lock file
         with DirLock(directory, self.lock_timeout, "credential file"):
             remove_stale_temps(directory)
             info = self._check_target()  # checked once, under the lock: what we read is what we replace

@@ -152,6 +152,7 @@ class DockerCliStore:
         """The same lock the file store takes: docker rewrites config.json without one."""
         directory = os.path.dirname(self.location)
         ensure_private_dir(directory)
+        self.file.snapshot()  # a file we must not rewrite is refused before its directory gets a lock file
         return DirLock(directory, self.lock_timeout, "credential file")
 
     def _login(self, address: str, username: str, password: str) -> None:

@@ -231,7 +231,7 @@ def lock_file_path(directory: str) -> str:
 
 
 def lock_holder(fd: int) -> str:
-    """"PID n, user u" of the process holding the flock on ``fd``'s file, as far as Linux says."""
+    """"PID n, user u" of the process holding the flock on ``fd``'s file, as /proc/locks says."""
     info = os.fstat(fd)
     ours = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     pid = ""
@@ -244,12 +244,7 @@ def lock_holder(fd: int) -> str:
                     break
     except OSError:
         pass
-    if not pid:
-        try:
-            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()  # what the holder wrote on entry
-        except OSError:
-            return "holder unknown"
-    if not pid.isdigit():
+    if not pid.isdigit():  # not found (another PID namespace), or an OFD lock (-1)
         return "holder unknown"
     try:
         uid = os.stat(f"/proc/{pid}").st_uid
@@ -265,10 +260,10 @@ class DirLock:
     it, hence hold it: another user able to read the directory cannot stop the refresh, as an
     flock on the directory itself would let them. A lock file that is not ours (planted by
     another user in a shared directory) or not a regular file is refused (exit 78): it could be
-    held by someone else for ever. The holder's PID is written into the file, and a run that
-    has to wait names the holder (PID and user). The file exists only while the lock is held:
-    the last holder removes it before letting go, and a waiter that then gets the flock on a
-    removed file opens the new one instead.
+    held by someone else for ever. A run that has to wait names the holder (PID and user, from
+    /proc/locks). The file stays between runs, empty: a run with nothing due then creates,
+    writes and removes nothing. A waiter that gets the flock on a file someone removed in the
+    meantime opens the one that is there now.
 
     Re-entrant within a process: a second DirLock on the same directory (by any path,
     compared by device and inode) while this process holds it enters at once and only
@@ -344,9 +339,8 @@ class DirLock:
                     if _identity(path) == key:
                         _HELD[key] = (fd, 1, path)
                         self.fd, self._key = fd, key
-                        _record_pid(fd)
                         return self
-                    os.close(fd)  # its holder removed it as it let go: take the lock file that is there now
+                    os.close(fd)  # removed (by hand) while we waited: take the lock file that is there now
                     continue
             if self.on_wait is not None and delay == 0.01:
                 self.on_wait(f"{self.directory}: another ecr-login run holds the {self.what} lock; "
@@ -363,7 +357,6 @@ class DirLock:
             delay = min(delay * 2, 0.2)
 
     def __exit__(self, *exc: object) -> None:
-        """Leave; the outermost holder removes the lock file (nothing is left behind), then lets go."""
         key, self._key, self.fd = self._key, None, None
         if key is None:
             return
@@ -373,11 +366,6 @@ class DirLock:
                 _HELD[key] = (fd, depth - 1, path)
                 return
             del _HELD[key]
-            if _identity(path) == key:
-                try:
-                    os.unlink(path)  # before the flock goes: a waiter that gets it sees the file gone, and retries
-                except OSError:
-                    pass
             os.close(fd)  # releases the flock
 
 
@@ -387,13 +375,3 @@ def _identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino)
-
-
-def _record_pid(fd: int) -> None:
-    """Write our PID into the lock file we hold: where /proc/locks cannot tell, it names us."""
-    try:
-        data = f"{os.getpid()}\n".encode("ascii")
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
-    except OSError:
-        pass

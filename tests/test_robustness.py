@@ -445,7 +445,9 @@ def test_update_checks_the_target_once_under_the_lock(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(AuthFile, "_check_target", counted)
     stored = auth_file.update({HOST: encode_auth("AWS", "pw")})
-    assert checks == [True]
+    # once under the lock (what is read is what is replaced); the check before it only refuses a bad
+    # file before its directory gets a lock file
+    assert checks == [False, True]
     assert stored == {HOST: fingerprint(encode_auth("AWS", "pw"))}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a group-readable file is rewritten 0600
     assert json.loads(path.read_text())["auths"]["ghcr.io"] == {"auth": "eDp5"}
