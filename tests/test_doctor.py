@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from conftest import require_tool, run_ecr_login, use_helper
 from local_registry import DOCKER_REGISTRY, LocalRegistry
-from standin_ecr import DEFAULT_ACCOUNT, PRIVATE_TARGET, STS_GET_CALLER_IDENTITY_TARGET, StandinECR
+from standin_ecr import (
+    DEFAULT_ACCOUNT,
+    PRIVATE_TARGET,
+    STS_GET_CALLER_IDENTITY_TARGET,
+    StandinECR,
+    self_signed_certificate,
+)
 
 from ecr_login_pkg import doctor, v2probe
 from ecr_login_pkg.config import Overrides, load
@@ -363,3 +369,16 @@ def test_docker_store_with_its_credential_helper_present(
     assert store["detail"].endswith("writable; credential helper teststore present")
     assert (docker / "config.json").read_text() == before  # nothing stored, in the file or the helper:
     assert not credential_helper.exists() or json.loads(credential_helper.read_text()) == {}
+
+
+def test_probe_refuses_an_untrusted_certificate_and_takes_a_trusted_one(
+        token_password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("openssl")
+    cert, key = self_signed_certificate(str(tmp_path))
+    with StandinECR(token_password, tls=(cert, key)) as tls:  # HTTPS, but no registry behind it
+        address = f"127.0.0.1:{tls.port}"
+        with pytest.raises(ConfigError, match=r"TLS certificate is not trusted here"):
+            v2probe.check_login(address, "AWS", token_password, timeout=5)
+        monkeypatch.setenv("SSL_CERT_FILE", cert)  # trusted: the answer is judged, not the certificate
+        with pytest.raises(ConfigError, match=rf"https://{address}/v2/ answered HTTP 404"):
+            v2probe.check_login(address, "AWS", token_password, timeout=5)
