@@ -18,6 +18,8 @@ COMMANDS = ("login", "status", "logout", "doctor")
 VALUE_OPTIONS = {"--config", "--region", "--profile", "--endpoint-url", "--store", "--metrics-file"}
 EX_SOFTWARE = 70
 EX_OUTPUT = 120  # what Python itself exits with when stdout cannot be flushed
+EX_SIGINT = 130  # 128 + the signal's number, as a shell reports a command a signal ended
+EX_SIGTERM = 143
 
 EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
 (network, throttling, 5xx, lock held, instance metadata not up yet: retried on the
@@ -101,10 +103,31 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Python raises KeyboardInterrupt for SIGINT: the run
+    unwinds at once (locks let go, a temp file removed, the state not saved half-way) and exits
+    143. A BaseException, so no ``except Exception`` on the way swallows it."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
+def _catch_sigterm() -> None:
+    """Turn SIGTERM into Terminated, where a handler can be set (the main thread)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # main() called from another thread: leave the signal as it is
+        pass
+
+
     """Run one command; return its exit code. Output goes through ``_write``."""
     register_environment_secrets(os.environ)
     log = Log()
     try:
+    _catch_sigterm()
         args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
         log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
         overrides = Overrides(
@@ -143,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
-        return 130
+        return EX_SIGINT
+    except Terminated:
+        log.error("terminated")
+        return EX_SIGTERM
     except Exception as exc:  # a bug: say what and where, never the secret-bearing details
         log.error(redact(f"internal error: {type(exc).__name__}: {exc} (please report this)"))
         if os.environ.get("ECR_LOGIN_DEBUG"):

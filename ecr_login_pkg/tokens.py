@@ -3,17 +3,25 @@
 An ECR token is valid for every registry its principal can reach in that region,
 so the refresh engine groups targets by ``Identity`` and asks once per group.
 boto3/botocore is imported only here, and only when a token is really needed.
+
+``timeout`` bounds the whole fetch whatever the server does (slow headers, a body
+dripping a byte at a time, a connection that never closes): botocore's own timeouts
+are per read, so each identity is fetched in a daemon worker thread and the caller
+stops waiting at the deadline; an AWS CLI still running then is killed. A daemon
+thread left in a socket read cannot hold the process, and a signal (SIGINT, SIGTERM)
+reaches the main thread at once, wherever the workers are.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import queue
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +49,8 @@ DENIED_CODES = {
 MAX_WORKERS = 8
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
+LATE_GRACE = 0.5  # after the deadline, how long a worker's own (more telling) error is awaited
+CLOCK_TOLERANCE = 15 * 60.0  # a fresh token lasting further off TOKEN_LIFETIME than this: the clock is off
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,13 @@ class Token:
 
     def __repr__(self) -> str:
         return f"Token(username={self.username!r}, expires_at={self.expires_at!r}, proxy_host={self.proxy_host!r})"
+
+
+def call_name(identity: Identity) -> str:
+    """The call that asks for ``identity``'s token, as messages name it."""
+    if identity.source == "awscli":
+        return f"aws {'ecr-public' if identity.public else 'ecr'} get-login-password ({identity.describe()})"
+    return f"GetAuthorizationToken ({identity.describe()})"
 
 
 def identity_of(target: Target) -> Identity:
@@ -179,8 +196,11 @@ class _BotoFetcher:
             return self._session(identity.profile).create_client(
                 service, region_name=identity.region, endpoint_url=identity.endpoint_url, config=config
             )
-        except ProfileNotFound:
-            raise ConfigError(f"AWS profile '{identity.profile}' not found in the AWS config files") from None
+        except ProfileNotFound as exc:  # the profile may come from AWS_PROFILE: botocore's exception names it
+            name = identity.profile or getattr(exc, "kwargs", {}).get("profile") or self._environ.get("AWS_PROFILE")
+            raise ConfigError(
+                f"AWS profile '{name}' not found in the AWS config files (check AWS_PROFILE, --profile or 'profile')"
+            ) from None
         except BotoCoreError as exc:
             raise ConfigError(redact(f"{identity.describe()}: {exc}")) from None
         except ValueError:  # botocore: "Invalid endpoint: ...", or ipaddress on a bad [literal]
@@ -300,7 +320,40 @@ def _what_came(answer: Any, data: Any) -> str:
     return " (the body is not a GetAuthorizationToken answer: not JSON, or cut short)"
 
 
-def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, str]) -> Token:
+class _Children:
+    """The AWS CLI processes of one fetch, killed when the fetch stops waiting (deadline or signal)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.stopped = False
+
+    def start(self, command: list[str], environ: Mapping[str, str], what: str) -> subprocess.Popen[bytes]:
+        with self._guard:
+            if self.stopped:
+                raise TemporaryError(f"{what}: not started: the run is ending")
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(environ)
+            )
+            self._running.add(process)
+            return process
+
+    def done(self, process: subprocess.Popen[bytes]) -> None:
+        with self._guard:
+            self._running.discard(process)
+
+    def stop(self) -> None:
+        """Kill every AWS CLI still running; start no more."""
+        with self._guard:
+            self.stopped = True
+            for process in self._running:
+                try:
+                    process.kill()
+                except OSError:
+                    pass
+
+
+def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, str], children: _Children) -> Token:
     """``aws ecr get-login-password``: the password comes on stdout and is never echoed."""
     service = "ecr-public" if identity.public else "ecr"
     command = ["aws", service, "get-login-password"]
@@ -310,20 +363,26 @@ def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, st
         command += ["--profile", identity.profile]
     if identity.endpoint_url:
         command += ["--endpoint-url", identity.endpoint_url]
-    what = f"aws {service} get-login-password ({identity.describe()})"
+    what = call_name(identity)
     started = time.time()
     try:
-        done = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=remaining, check=False, env=dict(environ)
-        )
+        process = children.start(command, environ, what)
     except FileNotFoundError:
         raise ConfigError(f"{what}: the AWS CLI 'aws' is not on PATH (install awscli or use token_source = boto3)") from None
+    try:
+        out, err = process.communicate(timeout=max(0.1, remaining))
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
         raise TemporaryError(f"{what}: no answer within {remaining:.0f}s") from None
-    password = done.stdout.decode("utf-8", "replace").strip()
-    if done.returncode != 0:
+    finally:
+        children.done(process)
+    password = out.decode("utf-8", "replace").strip()
+    if process.returncode != 0:
         register_secret(password)
-        stderr = redact(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:][0] if done.stderr.strip() else "")
+        if children.stopped:
+            raise TemporaryError(f"{what}: stopped: the run ran out of time or was interrupted")
+        stderr = redact(err.decode("utf-8", "replace").strip().splitlines()[-1:][0] if err.strip() else "")
         for code in DENIED_CODES:
             if f"({code})" in stderr:
                 raise DeniedError(f"{what}: {stderr}")
@@ -331,7 +390,7 @@ def _awscli_fetch(identity: Identity, remaining: float, environ: Mapping[str, st
             raise NotSetUpError(f"{what}: no AWS credentials found")
         if "could not be found" in stderr and "profile" in stderr:
             raise ConfigError(f"{what}: {stderr}")
-        raise TemporaryError(f"{what}: exit {done.returncode}: {stderr}")
+        raise TemporaryError(f"{what}: exit {process.returncode}: {stderr}")
     if not password or "\n" in password or " " in password:
         raise MalformedAnswerError(f"{what}: printed no usable password")
     register_secret(password)
@@ -399,7 +458,11 @@ def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.un
 def fetch_tokens(
     identities: list[Identity], timeout: float, log: Log, environ: Mapping[str, str]
 ) -> dict[Identity, Token | EcrLoginError]:
-    """Fetch a token for each identity in parallel, retrying transient failures until ``timeout``."""
+    """Fetch a token for each identity in parallel, retrying transient failures until ``timeout``.
+
+    Returns by the deadline (plus LATE_GRACE) whatever the servers do: an identity whose
+    call has not ended by then gets a TemporaryError naming that call.
+    """
     deadline = time.monotonic() + timeout
     results: dict[Identity, Token | EcrLoginError] = {}
     boto: _BotoFetcher | None = None
@@ -418,11 +481,12 @@ def fetch_tokens(
             results[identity] = exc
         except Exception as exc:  # one identity's surprise must not cost the others their logins
             results[identity] = _unexpected(identity, exc)
+    children = _Children()
 
     def attempt(identity: Identity) -> Token:
         remaining = deadline - time.monotonic()
         if identity.source == "awscli":
-            return _awscli_fetch(identity, remaining, environ)
+            return _awscli_fetch(identity, remaining, environ, children)
         assert boto is not None
         return boto.fetch(asked[identity], clients[identity])
 
@@ -432,23 +496,88 @@ def fetch_tokens(
             tries += 1
             log.debug(f"requesting a token: {identity.describe()} (attempt {tries})")
             try:
-                return attempt(identity)
+                token = attempt(identity)
+                _check_clock(token, asked.get(identity, identity), log)
+                return token
             except TemporaryError as exc:
                 delay = backoff_delay(tries - 1)
-                if time.monotonic() + delay >= deadline:
+                if time.monotonic() + delay >= deadline or children.stopped:
                     return TemporaryError(f"{exc} (gave up after {tries} attempts within {timeout:g}s)")
                 log.warning(f"{exc}; retrying in {delay:.1f}s")
                 time.sleep(delay)
             except EcrLoginError as exc:
                 return exc
-            except Exception as exc:  # else it aborts pool.map: every region would exit 70
+            except Exception as exc:  # a worker's surprise is its identity's failure, not the run's
                 return _unexpected(identity, exc)
 
     pending = [identity for identity in identities if identity not in results]
-    if len(pending) == 1:
-        results[pending[0]] = with_retries(pending[0])
-    elif pending:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pending))) as pool:
-            for identity, outcome in zip(pending, pool.map(with_retries, pending)):
-                results[identity] = outcome
+    try:
+        finished = _in_daemon_threads(with_retries, pending, deadline + LATE_GRACE)
+    finally:
+        children.stop()  # at the deadline, or on SIGINT/SIGTERM: no AWS CLI outlives the run
+    for identity in pending:
+        results[identity] = finished.get(identity) or TemporaryError(
+            f"{call_name(asked.get(identity, identity))}: no answer within {timeout:g}s, the run's timeout; "
+            "gave up waiting (a silent or dripping connection?)"
+        )
     return results
+
+
+def _in_daemon_threads(
+    work: Callable[[Identity], Token | EcrLoginError], items: list[Identity], until: float
+) -> dict[Identity, Token | EcrLoginError]:
+    """``work(item)`` for each item in at most MAX_WORKERS daemon threads; what finished by ``until``
+    (a ``time.monotonic`` time).
+
+    Daemon threads, not a ThreadPoolExecutor: Python joins an executor's workers at exit, so
+    one stuck in a socket read that no botocore timeout ends would hold the process after the
+    run gave up on it. The main thread waits on a condition, which a signal interrupts.
+    """
+    todo: queue.SimpleQueue[Identity] = queue.SimpleQueue()
+    for item in items:
+        todo.put(item)
+    finished: dict[Identity, Token | EcrLoginError] = {}
+    changed = threading.Condition()
+
+    def worker() -> None:
+        while time.monotonic() < until:
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            outcome = work(item)
+            with changed:
+                finished[item] = outcome
+                changed.notify()
+
+    for _ in range(min(MAX_WORKERS, len(items))):
+        threading.Thread(target=worker, name="ecr-login-fetch", daemon=True).start()
+    with changed:
+        while len(finished) < len(items):
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            changed.wait(left)
+        return dict(finished)
+
+
+def _check_clock(token: Token, identity: Identity, log: Log) -> None:
+    """Say so when a fresh token's lifetime by this host's clock is far off ECR's 12 h: a clock
+    hours fast makes every token look nearly expired, so every run would spend an API call
+    without a word (and hours slow, logins would be kept past their real expiry)."""
+    if identity.source != "boto3":
+        return  # the AWS CLI prints no expiry: ours is computed from this clock
+    left = token.expires_at - time.time()
+    if abs(left - TOKEN_LIFETIME) <= CLOCK_TOLERANCE:
+        return
+    off = TOKEN_LIFETIME - left
+    log.warning(
+        f"{call_name(identity)}: a fresh token expires in {_hours(left)} by this host's clock, but ECR tokens "
+        f"last 12h: the clock looks {'fast' if off > 0 else 'slow'} by about {_hours(abs(off))} "
+        "(check NTP: timedatectl status); until it is right, logins are refreshed more often than needed"
+    )
+
+
+def _hours(seconds: float) -> str:
+    minutes = max(0, round(seconds / 60))
+    return f"{minutes // 60}h{minutes % 60:02d}m"

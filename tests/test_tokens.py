@@ -111,7 +111,7 @@ def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(m
     bad = Identity(region="eu-west-1", source="awscli")
     token = Token(username="AWS", password="pw-not-shown", expires_at=time.time() + 3600)
 
-    def fake(identity: Identity, remaining: float, environ: object) -> Token:
+    def fake(identity: Identity, remaining: float, environ: object, *children: object) -> Token:
         if identity == bad:
             raise ValueError("leaked-detail-Zm9vYmFyYmF6cXV4")
         return token
@@ -132,7 +132,7 @@ def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(m
 def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
     identity = Identity(region="us-east-1", source="awscli")
 
-    def fake(identity: Identity, remaining: float, environ: object) -> Token:
+    def fake(identity: Identity, remaining: float, environ: object, *children: object) -> Token:
         return {}["Credentials"]  # type: ignore[no-any-return]
 
     monkeypatch.setattr(tokens, "_awscli_fetch", fake)
