@@ -102,7 +102,6 @@ def with_default_command(argv: list[str]) -> list[str]:
     return ["login", *argv]
 
 
-def main(argv: list[str] | None = None) -> int:
 class Terminated(BaseException):
     """SIGTERM, raised in the main thread as Python raises KeyboardInterrupt for SIGINT: the run
     unwinds at once (locks let go, a temp file removed, the state not saved half-way) and exits
@@ -123,11 +122,12 @@ def _catch_sigterm() -> None:
         pass
 
 
+def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code. Output goes through ``_write``."""
     register_environment_secrets(os.environ)
     log = Log()
-    try:
     _catch_sigterm()
+    try:
         args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
         log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
         overrides = Overrides(
