@@ -10,6 +10,7 @@ import configparser
 import difflib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -111,8 +112,16 @@ def _hint(key: str, known: set[str], what: str = "keys") -> str:
 
 
 def _read_file(path: str, explicit: bool) -> str | None:
+    """The file's text; refused at once when it is not a regular file (a FIFO would block the run)."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte order mark some editors write
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without a writer
+        with open(fd, encoding="utf-8-sig") as handle:  # -sig: a byte order mark some editors write
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device?); "
+                                  "point --config at a configuration file")
             return handle.read()
     except FileNotFoundError:
         if explicit:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
-from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, remove_stale_temps
+from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, refuse_foreign, remove_stale_temps
 from .registry import is_login_address
 
 STATE_FILE = "state.json"
@@ -104,6 +104,12 @@ class State:
         self.problem: str | None = None
 
     def load(self) -> State:
+        """Read the state; ForeignFileError (78) when another user owns the file: it is theirs,
+        not to be read as ours nor replaced (root's run included)."""
+        try:
+            refuse_foreign(self.path, os.lstat(self.path), "state file")
+        except OSError:
+            pass  # absent, or unusable: read_text_nofollow says which
         try:
             text = read_text_nofollow(self.path)
         except ConfigError as exc:  # a directory, a symlink, unreadable: rebuilt like a corrupt one
@@ -113,7 +119,7 @@ class State:
             return self
         try:
             self.entries = self._parse_entries(json.loads(text))
-        except (ValueError, _Corrupt):
+        except (ValueError, RecursionError, _Corrupt):  # RecursionError: nested a thousand deep
             self.entries, self.default_hosts = {}, {}
             self.problem = f"{self.path}: state file is corrupt; starting afresh (logins will be refreshed)"
         return self
