@@ -224,8 +224,10 @@ def test_a_state_file_another_user_owns_is_refused_untouched(ecr, aws_env, write
     before = snapshot(state_file)
     result = run_ecr_login("--config", config, "--force", env=env)
     assert result.code == 78, result
-    assert any(str(state_file) in line and f"owned by uid {NOBODY}" in line for line in errors_of(result)), result.stderr
+    errors = errors_of(result)
+    assert len(errors) == 1 and str(state_file) in errors[0] and f"owned by uid {NOBODY}" in errors[0], result.stderr
     assert snapshot(state_file) == before
+    assert ecr.call_count == 1  # refused before any AWS call: only the first run's
 
 
 def test_metrics_file_another_user_owns_is_refused_in_a_directory_that_stays_usable(  # type: ignore[no-untyped-def]
@@ -269,9 +271,27 @@ def test_missing_credential_helper_is_a_configuration_error_before_any_aws_call(
     assert result.code == 78, result
     errors = errors_of(result)
     assert len(errors) == 1 and "docker-credential-desktop" in errors[0] and "credsStore" in errors[0], result.stderr
-    assert ecr.call_count <= 1  # TODO(#11.6, phase 2): 0, once the plan asks every store before fetching
+    # A first run still fetches its token (plan.due_reason answers "no login recorded" before it
+    # asks the store); the timer's runs after a recorded login spend none, below.
+    assert ecr.call_count <= 1
     assert snapshot(config_json) == before
     request.node.user_properties.append(("observed", f"exit 78, {ecr.call_count} calls: {errors[0].split(': error: ', 1)[1]}"))
+
+
+def test_a_helper_gone_missing_after_a_login_stops_the_run_before_any_aws_call(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    config = file_store_config(write_config, ecr, stores="docker")
+    assert run_ecr_login("--config", config).code == 0  # no helper: config.json written directly
+    config_json = Path(aws_env["DOCKER_CONFIG"]) / "config.json"
+    data = json.loads(config_json.read_text())
+    data["credsStore"] = "desktop"  # copied from Docker Desktop
+    config_json.write_text(json.dumps(data))
+    before, calls = snapshot(config_json), ecr.call_count
+    result = run_ecr_login("--config", config)
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and "docker-credential-desktop" in errors[0], result.stderr
+    assert ecr.call_count == calls
+    assert snapshot(config_json) == before
 
 
 # --- #11.7 a slow credential helper, a huge value ---------------------------------------------
@@ -320,3 +340,208 @@ def test_a_huge_value_is_quoted_short(write_config, aws_env) -> None:  # type: i
     errors = errors_of(result)
     assert len(errors) == 1 and "region" in errors[0], result.stderr[:2000]
     assert len(result.stderr) < 2000, f"{len(result.stderr)} characters of stderr"
+
+
+# --- #11.1 `timeout` bounds the whole run; #11.2 SIGINT and SIGTERM end it at once ----------
+
+
+class MisbehavingServer:
+    """A loopback HTTP server that reads each request and then misbehaves, for ever if need be:
+    ``silent`` (never answers, never closes), ``slow_headers`` (the status line and headers one
+    byte a second), ``drip`` (headers at once, then a long body one byte every 1.5 s)."""
+
+    def __init__(self, mode: str) -> None:
+        import socket
+        import threading
+
+        self.mode = mode
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.requests = 0
+        self.stopping = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            conn.recv(65536)
+            self.requests += 1
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100000\r\n\r\n"
+            if self.mode == "slow_headers":
+                for byte in head:
+                    conn.sendall(bytes([byte]))
+                    if self.stopping.wait(1):
+                        return
+            elif self.mode == "drip":
+                conn.sendall(head)
+                while not self.stopping.wait(1.5):
+                    conn.sendall(b" ")
+            self.stopping.wait(600)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def misbehaving(request) -> Iterator[MisbehavingServer]:  # type: ignore[no-untyped-def]
+    server = MisbehavingServer(request.param)
+    yield server
+    server.close()
+
+
+def seeded_docker_dir(aws_env: dict[str, str]) -> Path:
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    (docker_dir / "config.json").write_text(json.dumps(FOREIGN, indent=2))
+    return docker_dir
+
+
+def assert_nothing_half_written(docker_dir: Path, state_dir: Path) -> None:
+    assert json.loads((docker_dir / "config.json").read_text()) == FOREIGN
+    for directory in (docker_dir, state_dir):
+        if directory.exists():
+            assert [name for name in os.listdir(directory) if name.endswith(".tmp")] == []
+    if (state_dir / "state.json").exists():
+        json.loads((state_dir / "state.json").read_text())
+
+
+TIMEOUT = 5.0
+GRACE = 8.0  # interpreter start-up, the boto3 import and a loaded CI machine: a correctness bound
+
+
+@pytest.mark.parametrize("misbehaving", ["silent", "slow_headers", "drip"], indirect=True)
+@pytest.mark.parametrize("source", ["boto3", "awscli"])
+def test_timeout_bounds_the_run_whatever_the_server_does(misbehaving, source, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    if source == "awscli":
+        require_tool("aws")
+    docker_dir = seeded_docker_dir(aws_env)
+    config = write_config(
+        f"[defaults]\nendpoint_url = {misbehaving.url}\nstores = file\ntimeout = {TIMEOUT:g}s\ntoken_source = {source}\n[{HOST}]\n"
+    )
+    state_dir = tmp_path / "state"
+    started = time.monotonic()
+    result = run_ecr_login("--config", config, "--force", env=child_env(STATE_DIRECTORY=str(state_dir)), timeout=300)
+    took = time.monotonic() - started
+    assert took < TIMEOUT + GRACE, f"timeout = {TIMEOUT:g}s, the run took {took:.0f}s"
+    assert result.code == 75, result
+    errors = errors_of(result)
+    call = "GetAuthorizationToken" if source == "boto3" else "get-login-password"
+    assert errors and call in errors[0] and f"{TIMEOUT:g}s" in errors[0], result.stderr
+    assert misbehaving.requests >= 1
+    assert_nothing_half_written(docker_dir, state_dir)
+    request.node.user_properties.append(("observed", f"exit 75 in {took:.1f}s: {errors[0].split(': error: ', 1)[1]}"))
+
+
+@pytest.mark.parametrize("misbehaving", ["silent"], indirect=True)
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_ends_a_multi_region_run_at_once(misbehaving, signal_name, code, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    docker_dir = seeded_docker_dir(aws_env)
+    regions = ("us-east-1", "eu-west-1", "ap-southeast-2")
+    sections = "".join(f"[123456789012.dkr.ecr.{region}.amazonaws.com]\n" for region in regions)
+    config = write_config(f"[defaults]\nendpoint_url = {misbehaving.url}\nstores = file\ntimeout = 2m\n{sections}")
+    state_dir = tmp_path / "state"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ecr_login_pkg", "--config", config, "--force"],
+        env=child_env(STATE_DIRECTORY=str(state_dir)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while misbehaving.requests < len(regions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert misbehaving.requests == len(regions), "the regions' calls did not all start"
+    sent = time.monotonic()
+    run.send_signal(getattr(signal, signal_name))
+    try:
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    took = time.monotonic() - sent
+    assert run.returncode == code, (run.returncode, stderr)
+    assert took < 3, f"{signal_name} took {took:.1f}s to end the run"
+    assert "Traceback" not in stderr
+    assert_nothing_half_written(docker_dir, state_dir)
+    request.node.user_properties.append(("observed", f"exit {run.returncode} {took:.2f}s after {signal_name}"))
+
+
+# --- #11.4 a state file nested 1200 deep; #11.7 the smaller ones ----------------------------
+
+
+def test_a_deeply_nested_state_file_is_rebuilt_with_a_warning(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    nested = '{"version": 1, "entries": ' + "[" * 1200 + "]" * 1200 + "}"
+    config = file_store_config(write_config, ecr)
+    env = child_env(STATE_DIRECTORY=str(state_dir))
+    for command in (["status"], ["logout"]):  # no crash (was exit 70, RecursionError, on every run)
+        (state_dir / "state.json").write_text(nested)
+        result = run_ecr_login(*command, "--config", config, env=env)
+        assert result.code != 70 and "RecursionError" not in result.stderr, result
+    (state_dir / "state.json").write_text(nested)
+    login = run_ecr_login("--config", config, env=env)
+    assert login.code == 0, login
+    assert "state file is corrupt; starting afresh" in login.stderr
+    assert json.loads((state_dir / "state.json").read_text())["entries"]
+    again = run_ecr_login("--config", config, env=env)
+    assert again.code == 0 and "corrupt" not in again.stderr and ecr.call_count == 1
+
+
+def test_aws_profile_from_the_environment_is_named_when_missing(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force", env=child_env(AWS_PROFILE="nosuch"))
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and "'nosuch'" in errors[0] and "None" not in errors[0], result.stderr
+    assert ecr.call_count == 0
+
+
+def test_a_configuration_file_with_a_byte_order_mark_is_read(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "ecr-login.conf"
+    config.write_bytes(f"\ufeff[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{HOST}]\n".encode())
+    result = run_ecr_login("--config", str(config), "--force")
+    assert result.code == 0, result
+    assert ecr.call_count == 1
+
+
+def test_a_configuration_file_that_is_a_fifo_is_refused_at_once(aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fifo = tmp_path / "ecr-login.conf"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    result = run_ecr_login("--config", str(fifo), "--dry-run", timeout=60)
+    assert time.monotonic() - started < 10
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and str(fifo) in errors[0] and "not a regular file" in errors[0], result.stderr
+
+
+def test_a_clock_far_off_is_reported_when_a_fresh_token_seems_short_lived(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
+    """The host's clock 7 h ahead of AWS's: a fresh 12 h token seems to last 5 h, below the 6 h
+    margin, so every run would spend an API call. Emulated from the other side: the stand-in's
+    tokens last 5 h by the host's clock."""
+    from standin_ecr import StandinECR
+
+    with StandinECR(password=token_password, validity_seconds=5 * 3600) as ecr:
+        result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
+    assert result.code == 0, result
+    warnings = [line for line in result.stderr.splitlines() if ": warning: " in line and "clock" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "5h" in warnings[0] and "12h" in warnings[0], warnings[0]
