@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--force", action="store_true", help="refresh even when not due")
     login.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     login.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here")
+    login.add_argument("--no-hooks", action="store_true", help="run no deploy hooks (hooks_dir) after this run's logins")
 
     status = commands.add_parser("status", help="show each login's expiry; non-zero when any is bad", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             store=args.store,
             metrics_file=getattr(args, "metrics_file", None),
             registries=tuple(args.registries),
+            no_hooks=getattr(args, "no_hooks", False),
         )
         if args.command == "doctor":
             from .doctor import run_doctor

@@ -24,10 +24,11 @@ DEFAULTS_SECTION = "defaults"
 STORE_NAMES = ("docker", "file", "containers", "helm")
 TOKEN_SOURCES = ("boto3", "awscli")
 TOKEN_LIFETIME = 12 * 3600.0
+DEFAULT_HOOKS_DIR = "/etc/ecr-login/hooks.d"
 
 DEFAULTS_KEYS = {
     "region", "profile", "role_arn", "endpoint_url", "refresh_margin", "stores", "token_source",
-    "docker_config", "metrics_file", "timeout", "lock_timeout",
+    "docker_config", "metrics_file", "timeout", "lock_timeout", "hooks_dir", "hook_timeout",
 }
 REGISTRY_KEYS = {"host", "account", "region", "profile", "role_arn", "endpoint_url", "stores", "store_as", "token_source"}
 
@@ -65,6 +66,8 @@ class Settings:
     lock_timeout: float = 300.0  # longer than a slow run (timeout + docker logins): a manual run waits, not fails
     metrics_file: str | None = None
     targets: tuple[Target, ...] = ()
+    hooks_dir: str | None = DEFAULT_HOOKS_DIR  # None: --no-hooks
+    hook_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Overrides:
     store: str | None = None
     metrics_file: str | None = None
     registries: tuple[str, ...] = ()
+    no_hooks: bool = False
 
 
 class _Source:
@@ -240,7 +244,22 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
         lock_timeout=_duration(source, defaults, "lock_timeout", 300.0, 0, 3600),
         metrics_file=overrides.metrics_file or defaults.get("metrics_file") or None,
         targets=tuple(_finish(target, overrides, environ) for target in targets),
+        hooks_dir=None if overrides.no_hooks else _hooks_dir(source, defaults, environ),
+        hook_timeout=_duration(source, defaults, "hook_timeout", 60.0, 1, 3600),
     )
+
+
+def _hooks_dir(source: _Source, defaults: dict[str, str], environ: Mapping[str, str]) -> str:
+    """ECR_LOGIN_HOOKS_DIR (an ecr-login@USER unit sets its own), else ``hooks_dir``, else the default."""
+    value = environ.get("ECR_LOGIN_HOOKS_DIR")
+    if value:
+        if not os.path.isabs(value):
+            raise ConfigError(f"ECR_LOGIN_HOOKS_DIR (environment): '{value}' must be an absolute directory path")
+        return value
+    value = defaults.get("hooks_dir") or DEFAULT_HOOKS_DIR
+    if not os.path.isabs(value):
+        raise source.fail(DEFAULTS_SECTION, "hooks_dir", "must be an absolute directory path")
+    return value
 
 
 def _defaults_section(source: _Source) -> dict[str, str]:

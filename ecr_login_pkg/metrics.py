@@ -51,6 +51,8 @@ def render(state: State, now: float) -> str:
         ("ecr_login_last_success_timestamp_seconds", "gauge", "Last successful refresh (Unix time).", "last_success"),
         ("ecr_login_consecutive_failures", "gauge", "Refresh failures since the last success.", "failures"),
         ("ecr_login_last_exit_code", "gauge", "Exit code of the last refresh attempt (0 = ok).", "last_exit"),
+        ("ecr_login_hook_failed", "gauge", "1 when a deploy hook failed after the last login (rerun by the next run).",
+         "hook_failed"),
     ]
     lines = []
     entries = shown_entries(state)

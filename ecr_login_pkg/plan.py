@@ -125,7 +125,7 @@ def standing(pair: Pair, state: State, margin: float, now: float) -> tuple[str, 
         return "replaced", None
     if expires_at <= now:
         return "expired", None
-    if entry.last_error:
+    if entry.last_error or entry.hook_error:
         return "failing", None
     if expires_at - now < margin:
         return "due", None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .config import Settings
-from .errors import EX_OK, EcrLoginError, MalformedAnswerError, TemporaryError, most_severe
+from .errors import EX_OK, EX_TEMPFAIL, EcrLoginError, MalformedAnswerError, TemporaryError, most_severe
 from .logs import Log
 from .plan import Pair, default_key, describe_default, due_pairs, format_duration, format_time, pairs_for
 from .registry import is_login_address
@@ -48,6 +48,11 @@ def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log:
     for pair in pairs:
         if id(pair) not in due_ids:
             entry = state.find(pair.address or "", pair.store.kind, pair.store.location)
+            if entry and entry.hook_error and settings.hooks_dir is not None:
+                # A hook needs the password, which only a fresh login gives: log in again, rerun the hooks.
+                pair.reason = f"a deploy hook failed after the last login ({entry.hook_error}): rerun"
+                due.append(pair)
+                continue
             left = (entry.expires_at - now) if entry else 0
             log.debug(f"{pair.address} ({pair.store.kind}): fresh, {format_duration(left)} left")
     return due
@@ -88,6 +93,7 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
         log.info(f"all {len(pairs)} login(s) fresh; nothing to do")
         return EX_OK
     fetchable = [pair for pair in due if pair.error is None]
+    tokens: dict[Identity, Token | EcrLoginError] = {}
     if fetchable:
         from .tokens import fetch_tokens, identity_of
 
@@ -118,6 +124,8 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
         log.notice(f"ecr-login is not set up on this host, nothing to log in with: {lacking} ({SET_UP_HINT})")
         return EX_OK
     codes = _record(due, state, log)
+    if settings.hooks_dir is not None and _run_hooks(settings, environ, due, tokens, state, log):
+        codes.append(EX_TEMPFAIL)
     state.forget_default_placeholders()  # a default registry now known needs no "default:REGION" entry
     state.save()
     failed = len(codes)
@@ -170,6 +178,33 @@ def _store_batches(batches: dict[int, Batch], tokens: dict[Identity, Token | Ecr
                 f"logged in to {pair.address} ({store.kind}, {store.location}) until {format_time(token.expires_at)}"
                 f" [{pair.reason}]"
             )
+
+
+def _run_hooks(
+    settings: Settings,
+    environ: Mapping[str, str],
+    due: list[Pair],
+    tokens: dict[Identity, Token | EcrLoginError],
+    state: State,
+    log: Log,
+) -> bool:
+    """The deploy hooks for each login this run refreshed; record their outcome; True when one failed."""
+    from .hooks import Login, run_hooks
+    from .tokens import identity_of
+
+    logins = []
+    for pair in due:
+        token = tokens.get(identity_of(pair.target)) if pair.error is None else None
+        if pair.address is not None and token is not None and not isinstance(token, EcrLoginError):
+            logins.append(Login(pair.address, pair.store.kind, pair.store.location, token.username, token.password,
+                                token.expires_at))
+    assert settings.hooks_dir is not None
+    failures = run_hooks(settings.hooks_dir, settings.hook_timeout, logins, environ, log)
+    for login in logins:
+        state.entry(login.registry, login.store, login.location).hook_error = failures.get(
+            f"{login.registry} {login.store} {login.location}"
+        )
+    return bool(failures)
 
 
 def _record(due: list[Pair], state: State, log: Log) -> list[int]:

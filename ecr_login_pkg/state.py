@@ -62,6 +62,7 @@ FIELD_CHECKS: dict[str, Callable[[object], bool]] = {
     "last_error": _optional_text,
     "last_exit": _integer,
     "failures": _integer,
+    "hook_error": _optional_text,
 }
 
 
@@ -83,6 +84,12 @@ class Entry:
     last_error: str | None = None
     last_exit: int = 0
     failures: int = 0
+    hook_error: str | None = None  # the deploy hooks that failed after the last login (hooks.py)
+
+    @property
+    def hook_failed(self) -> int:
+        """1 while a deploy hook of this login has not succeeded since it failed (for the metrics)."""
+        return 1 if self.hook_error else 0
 
     @staticmethod
     def key_for(address: str, store: str, location: str) -> str:

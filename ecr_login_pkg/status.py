@@ -37,6 +37,7 @@ def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, ob
             "last_attempt": entry.last_attempt if entry else None,
             "last_error": store_problem or (entry.last_error if entry else None),
             "consecutive_failures": entry.failures if entry else 0,
+            "hook_error": entry.hook_error if entry else None,
         })
     return rows
 
@@ -68,7 +69,8 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple
         table.append((
             str(row["registry"]), str(row["store"]), str(row["status"]),
             _when(row["expires_at"]), format_duration(float(str(row["seconds_left"]))) if row["expires_at"] else "-",
-            _when(row["last_success"]), str(row["last_error"] or "-"),
+            _when(row["last_success"]),
+            str(row["last_error"] or (f"deploy hook: {row['hook_error']}" if row["hook_error"] else "-")),
         ))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table]
