@@ -209,7 +209,7 @@ def remove_stale_temps(directory: str, older_than: float = 300.0) -> None:
                 pass
 
 
-LOCK_PREFIX = ".ecr-login-"
+LOCK_PREFIX = ".ecr-login."  # not TEMP_PREFIX: a lock file is no leftover of a killed run
 LOCK_SUFFIX = ".lock"
 
 # The locks this process holds: (st_dev, st_ino) of the lock file -> (fd holding the flock, depth, path).

@@ -272,5 +272,6 @@ def test_our_lock_file_left_readable_to_others_is_made_private(tmp_path: Path) -
         assert stat.S_IMODE(existing.stat().st_mode) == 0o600
 
 
-def test_lock_files_are_per_user(tmp_path: Path) -> None:
-    assert lock_file_path(str(tmp_path)) == str(tmp_path / f".ecr-login-{os.geteuid()}.lock")
+def test_lock_files_are_per_user_and_not_taken_for_temp_files(tmp_path: Path) -> None:
+    assert lock_file_path(str(tmp_path)) == str(tmp_path / f".ecr-login.{os.geteuid()}.lock")
+    assert not os.path.basename(lock_file_path(str(tmp_path))).startswith(TEMP_PREFIX)
