@@ -46,8 +46,8 @@ SOURCE_DATE_EPOCH ?= $(shell dpkg-parsechangelog -S Timestamp 2>/dev/null)
 # Copy the working tree (committed or not) without build output and caches.
 define copy_tree
 	rm -rf $(1) && mkdir -p $(1)
-	tar --exclude=./out --exclude=./.git --exclude=./.venv --exclude=./.mypy_cache --exclude=./.ruff_cache \
-	    --exclude=./.pytest_cache --exclude=./.benchmarks --exclude=./.hypothesis --exclude=__pycache__ \
+	tar --exclude=./out --exclude=./.git --exclude=./.venv --exclude=.mypy_cache --exclude=.ruff_cache \
+	    --exclude=.pytest_cache --exclude=./.benchmarks --exclude=.hypothesis --exclude=__pycache__ \
 	    --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./deb_dist --exclude=./.pybuild \
 	    -cf - . | tar -C $(1) -xf -
 endef
@@ -56,22 +56,31 @@ endef
 
 all: deb
 
-# The upstream release tarball, what debian/watch and the spec's Source0 name.
-# Without debian/: the Debian packaging travels as the .debian.tar.xz.
-dist:
+# The upstream release tarball, what debian/watch and the spec's Source0 name:
+# the whole tree, so `make deb`, `make stdeb` and `make rpm` work from it.
+# $(1): target file, $(2): extra tar options.
+define release_tarball
 	$(call copy_tree,$(OUT)/build/dist/ecr-login-$(VERSION))
 	mkdir -p $(OUT)
-	tar -C $(OUT)/build/dist --exclude=ecr-login-$(VERSION)/debian --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
-	    --numeric-owner -cf - ecr-login-$(VERSION) | gzip -n -9 > $(DIST).partial
-	mv $(DIST).partial $(DIST)
+	tar -C $(OUT)/build/dist $(2) --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 \
+	    --numeric-owner -cf - ecr-login-$(VERSION) | gzip -n -9 > $(1).partial
+	mv $(1).partial $(1)
+endef
+
+dist:
+	$(call release_tarball,$(DIST),)
 	@ls -l $(DIST)
 
-# Source format 3.0 (quilt): the release tarball is the .orig.tar.gz.
-deb: dist
+# Source format 3.0 (quilt). The .orig.tar.gz is the release tarball without
+# debian/ (dpkg-source would replace it; the packaging travels as the
+# .debian.tar.xz), made from the same tree.
+ORIG := $(OUT)/ecr-login_$(VERSION).orig.tar.gz
+deb:
+	$(call release_tarball,$(ORIG),--exclude=ecr-login-$(VERSION)/debian)
 	$(call copy_tree,$(OUT)/build/deb/ecr-login-$(VERSION))
-	cp $(DIST) $(OUT)/build/deb/ecr-login_$(VERSION).orig.tar.gz
+	cp $(ORIG) $(OUT)/build/deb/
 	cd $(OUT)/build/deb/ecr-login-$(VERSION) && PATH=$(DEB_PATH) dpkg-buildpackage -us -uc
-	cp $(OUT)/build/deb/ecr-login_$(DEB_VERSION)* $(OUT)/build/deb/ecr-login_$(VERSION).orig.tar.gz $(OUT)/
+	cp $(OUT)/build/deb/ecr-login_$(DEB_VERSION)* $(OUT)/
 	@ls -l $(DEB)
 
 stdeb:

@@ -57,8 +57,8 @@ done
 # (Fedora 42: python3-setuptools 74.1.3, python3-wheel 0.45.1, python3-pytest
 # 8.3.4; RHEL 9: 53.0.0, 0.36.2, 6.2.2).
 case "$target" in
-    fedora) python_version=3.13; host_pins=(setuptools==74.1.3 wheel==0.45.1 pytest==8.3.4) ;;
-    el9) python_version=3.9; host_pins=(setuptools==53.0.0 wheel==0.36.2 pytest==6.2.2) ;;
+    fedora) dist=.fc42; python_version=3.13; host_pins=(setuptools==74.1.3 wheel==0.45.1 pytest==8.3.4) ;;
+    el9) dist=.el9; python_version=3.9; host_pins=(setuptools==53.0.0 wheel==0.36.2 pytest==6.2.2) ;;
     *) echo "build.sh: --target must be fedora or el9 (RPM_TARGET)" >&2; exit 64 ;;
 esac
 case "$systemd_macros" in
@@ -158,7 +158,8 @@ if ((${#rpms[@]} != 1 || ${#srpms[@]} != 1)); then
     echo "build.sh: expected one .noarch.rpm and one .src.rpm in $topdir" >&2
     exit 70
 fi
-rm -f "$outdir/$name"-*.noarch.rpm "$outdir/$name"-*.src.rpm
+# Earlier builds for this target only: the other target's RPMs stay.
+rm -f "$outdir/$name"-*"$dist".noarch.rpm "$outdir/$name"-*"$dist".src.rpm
 cp "${rpms[0]}" "${srpms[0]}" "$outdir/"
 rpm_file="$outdir/$(basename "${rpms[0]}")"
 srpm_file="$outdir/$(basename "${srpms[0]}")"
