@@ -125,7 +125,7 @@ EOF
 # --- 1. the package -------------------------------------------------------------
 bold "1. Build the package: make deb"
 make --no-print-directory deb >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; die "make deb failed (log above)"; }
-version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' ecr_login_pkg/__init__.py)"
+version="$(dpkg-parsechangelog -S Version)"   # the Debian version: upstream-revision
 deb="out/ecr-login_${version}_all.deb"
 [[ -f $deb ]] || die "make deb did not produce $deb"
 mkdir "$work/srv"
