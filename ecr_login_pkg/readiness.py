@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import paths
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Settings
 
