@@ -117,6 +117,7 @@ def _copy_tree(source: Path, target: Path) -> None:
 class Deb:
     path: Path
     changes: Path | None = None
+    log: str = ""
 
     def field(self, name: str) -> str:
         return run(["dpkg-deb", "-f", str(self.path), name]).stdout.strip()
@@ -162,19 +163,19 @@ def _orig_tarball(source: Path, workdir: Path) -> None:
             f"ecr-login-{VERSION}/debian") else info)
 
 
-def _dpkg_buildpackage(source: Path, workdir: Path, *, with_source: bool = True) -> Deb:
+def _dpkg_buildpackage(source: Path, workdir: Path, *, with_source: bool = True, env: dict[str, str] | None = None) -> Deb:
     require_tool("dpkg-buildpackage")
     tree = workdir / source.name
     _copy_tree(source, tree)
     if with_source:
         _orig_tarball(source, workdir)
-    run(["dpkg-buildpackage", "-us", "-uc", *(() if with_source else ("-b",))], cwd=tree, env=DEB_ENV)
+    built = run(["dpkg-buildpackage", "-us", "-uc", *(() if with_source else ("-b",))], cwd=tree, env=env or DEB_ENV)
     version = run(["dpkg-parsechangelog", "-S", "Version"], cwd=tree).stdout.strip()
     arch = run(["dpkg", "--print-architecture"]).stdout.strip()
     deb = workdir / f"ecr-login_{version}_all.deb"
     changes = workdir / f"ecr-login_{version}_{arch}.changes"
     assert deb.exists() and changes.exists(), sorted(p.name for p in workdir.iterdir())
-    return Deb(deb, changes)
+    return Deb(deb, changes, built.stdout + built.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -226,6 +227,39 @@ def test_control_fields(deb: Deb) -> None:
     assert deb.field("Recommends") == "docker-cli | docker-ce-cli"
     assert "docker.io" not in deb.field("Recommends") and "podman" not in deb.field("Recommends")
     assert deb.field("Suggests") == "awscli"
+
+
+def test_source_package(deb: Deb) -> None:
+    """3.0 (quilt) with a Debian revision, current policy, PEP 517 build, watch file, autopkgtest."""
+    assert deb.changes is not None
+    (dsc,) = deb.changes.parent.glob("ecr-login_*.dsc")
+    fields = dsc.read_text()
+    assert re.search(r"^Format: 3\.0 \(quilt\)$", fields, re.M), fields
+    assert re.search(r"^Standards-Version: 4\.7\.2$", fields, re.M), fields
+    assert (deb.changes.parent / f"ecr-login_{VERSION}.orig.tar.gz").exists()
+    control = (ROOT / "debian" / "control").read_text()
+    assert "X-Python3-Version" not in control and "python3-all" not in control
+    for build_dependency in ("pybuild-plugin-pyproject", "dh-sequence-python3", "python3,", "python3-pytest <!nocheck>"):
+        assert build_dependency in control, build_dependency
+    assert "[build-system]" in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "debian" / "watch").read_text().count("version=4") == 1
+    tests = (ROOT / "debian" / "tests" / "control").read_text()
+    assert re.search(r"^Restrictions:.*\bisolation-container\b", tests, re.M)
+
+
+def test_build_runs_the_unit_tests_that_need_no_server(deb: Deb) -> None:
+    listed = [line for line in (ROOT / "tests" / "serverless_tests.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert listed
+    for module in listed:
+        assert module in deb.log, f"{module} did not run in the build"
+    assert re.search(r"=+ \d+ passed", deb.log), deb.log[-2000:]
+
+
+def test_nocheck_skips_the_build_time_tests(snapshot: Path, tmp_path: Path) -> None:
+    built = _dpkg_buildpackage(snapshot, tmp_path, with_source=False, env={**DEB_ENV, "DEB_BUILD_OPTIONS": "nocheck"})
+    assert built.path.exists()
+    assert " -m pytest " not in built.log and not re.search(r"=+ \d+ passed", built.log)
 
 
 def test_files_and_modes(deb: Deb) -> None:
