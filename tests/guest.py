@@ -65,7 +65,8 @@ __all__ = [
 SUITE = "bookworm"
 
 #: Packages debootstrap adds to minbase. systemd + systemd-sysv + dbus boot;
-#: python3-boto3 is ecr-login's dependency and adduser what a maintainer
+#: python3-boto3 brings python3-botocore, ecr-login's dependency (kept as
+#: boto3 so the cached tarballs stay valid), and adduser what a maintainer
 #: script for a system user needs (so installing the .deb fetches little);
 #: skopeo checks a stored login against the registry (it needs the virtual
 #: container-network-stack, which debootstrap cannot resolve: netavark
