@@ -33,6 +33,7 @@ from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login, use_help
 from standin_ecr import StandinECR
 from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
+from ecr_login_pkg.fsutil import lock_file_path
 from ecr_login_pkg.tokens import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -455,7 +456,9 @@ def test_full_disk_while_writing(ecr, world, write_config, full_disk, store, req
     assert len(errors) == 1 and "no space left" in errors[0].lower()
     assert ecr.password not in result.output
     world.assert_untouched()
-    assert sorted(os.listdir(world.docker_dir)) == ["config.json"], "no temp file of ours or docker's is left"
+    lock_file = os.path.basename(lock_file_path(str(world.docker_dir)))  # ecr-login's lock: kept, empty
+    left = sorted(name for name in os.listdir(world.docker_dir) if name != lock_file)
+    assert left == ["config.json"], "no temp file of ours or docker's is left"
     # space comes back: the next run stores the login
     (full_disk / "filler").unlink()
     again = run_ecr_login("--config", world.config, env=env)
