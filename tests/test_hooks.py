@@ -11,13 +11,18 @@ metrics, and is rerun by the next run until it succeeds.
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import run_ecr_login
+from conftest import require_tool, run_ecr_login
+from guest import Guest
 from local_registry import basic_token
+from test_boot import deb  # noqa: F401  (a fixture: this tree's .deb)
+from test_lifecycle import backends  # noqa: F401  (a fixture: stand-in ECR + registry with an image)
 from test_login import docker_config, local_registry_config
 
 RECORDER = """#!/bin/sh
@@ -207,3 +212,75 @@ def test_the_environment_names_an_instances_own_hooks_dir(  # type: ignore[no-un
     monkeypatch.setenv("ECR_LOGIN_HOOKS_DIR", str(tmp_path / "user-hooks.d"))
     assert run_ecr_login("login", "--config", config).code == 0
     assert _order(record) == ["10-user"]
+
+
+# --- the shipped Kubernetes example, under the real service, with the real kubectl ----------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hooks"
+
+
+@pytest.mark.guest
+@pytest.mark.slow
+def test_kubernetes_example_applies_a_secret_that_logs_in(  # type: ignore[no-untyped-def]
+    deb,  # noqa: F811
+    backends,  # noqa: F811
+    tmp_path,
+    capsys,
+) -> None:
+    """examples/hooks/kubernetes-secret in ecr-login.service's hooks.d on a booted Debian 12.
+
+    kubectl is Debian's own (kubernetes-client, installed in the guest): its
+    client-side dry run writes the Secret it would apply, since no API server
+    runs here. That Secret, decoded, logs in to the real registry.
+    """
+    from test_lifecycle import APT, APT_ENV, SERVICE_HOME, Steps, _print_timing, assert_no_secret, start_service
+
+    require_tool("skopeo")
+    step = Steps()
+    dry_run = f"{SERVICE_HOME}/kube-dry-run"
+    binds = {deb.parent: "/srv/current", EXAMPLES: "/srv/hooks"}
+    with Guest(bind_ro=binds) as guest:
+        with step("install ecr-login and Debian's kubectl"):
+            guest.run(["apt-get", "-q", "update"], timeout=300)
+            guest.run([*APT, "install", f"/srv/current/{deb.name}", "kubernetes-client"], env=APT_ENV, timeout=600)
+        with step("install the example hook, as the man page says"):
+            hook = "/etc/ecr-login/hooks.d/50-kubernetes-secret"
+            guest.run(["install", "-d", "/etc/ecr-login/hooks.d"])
+            guest.run(["install", "-m", "0755", "/srv/hooks/kubernetes-secret", hook])
+            guest.write_file(f"{hook}.conf", f'NAMESPACES="default ci"\nDRY_RUN_DIR={dry_run}\n')
+            guest.run(["install", "-d", "-o", "ecr-login", "-g", "ecr-login", "-m", "0700", dry_run])
+        with step("the service logs in and runs the hook"):
+            guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
+            shown = start_service(guest, "ecr-login.service")
+            journal = guest.journal("ecr-login.service")
+            assert shown["Result"] == "success", f"{shown}\n{journal}"
+            assert "deploy hook 50-kubernetes-secret done" in journal, journal
+            assert_no_secret(guest.run(["journalctl", "-b", "--no-pager", "-o", "export"]).stdout, backends, "the journal")
+        with step("the Secret it would apply, decoded, logs in to the registry"):
+            name = "ecr-login-" + backends.registry.address.replace(".", "-").replace(":", "-")
+            for namespace in ("default", "ci"):
+                secret = json.loads(guest.read_file(f"{dry_run}/{namespace}-{name}.json"))
+                assert secret["kind"] == "Secret" and secret["type"] == "kubernetes.io/dockerconfigjson", secret
+                assert secret["metadata"] == {"name": name, "namespace": namespace, "creationTimestamp": None}
+            assert guest.run(["stat", "-c", "%a %U", f"{dry_run}/ci-{name}.json"]).stdout.split() == ["600", "ecr-login"]
+            dockerconfig = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+            entry = dockerconfig["auths"][backends.registry.address]
+            assert entry["auth"] == basic_token(backends.password) and entry["username"] == "AWS"
+            authfile = tmp_path / "from-the-secret.json"
+            authfile.write_text(json.dumps(dockerconfig))
+            ref = f"docker://{backends.image}"
+            inspected = subprocess.run(
+                ["skopeo", "inspect", "--tls-verify=false", "--authfile", str(authfile), ref],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert inspected.returncode == 0 and json.loads(inspected.stdout)["Digest"] == backends.image_digest, inspected
+            authfile.write_text(json.dumps({"auths": {}}))
+            refused = subprocess.run(
+                ["skopeo", "inspect", "--tls-verify=false", "--authfile", str(authfile), ref],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert refused.returncode != 0, "the registry lets anyone in: the check above proves nothing"
+        with step("nothing due: no hook"):
+            start_service(guest, "ecr-login.service")
+            assert guest.journal("ecr-login.service").count("deploy hook 50-kubernetes-secret done") == 1
+    _print_timing(capsys, step.report("kubernetes hook example"))
