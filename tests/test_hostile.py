@@ -451,15 +451,35 @@ def test_timeout_bounds_the_run_whatever_the_server_does(misbehaving, source, aw
     request.node.user_properties.append(("observed", f"exit 75 in {took:.1f}s: {errors[0].split(': error: ', 1)[1]}"))
 
 
+def processes_naming(text: str) -> list[str]:
+    """The command lines of the processes on this machine that mention ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(cmdline)
+    return found
+
+
 @pytest.mark.parametrize("misbehaving", ["silent"], indirect=True)
 @pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_signal_ends_a_multi_region_run_at_once(misbehaving, signal_name, code, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("source", ["boto3", "awscli"])
+def test_a_signal_ends_a_multi_region_run_at_once(  # type: ignore[no-untyped-def]
+    misbehaving, signal_name, code, source, aws_env, write_config, tmp_path, request
+) -> None:
     import signal
 
+    if source == "awscli":
+        require_tool("aws")
     docker_dir = seeded_docker_dir(aws_env)
     regions = ("us-east-1", "eu-west-1", "ap-southeast-2")
     sections = "".join(f"[123456789012.dkr.ecr.{region}.amazonaws.com]\n" for region in regions)
-    config = write_config(f"[defaults]\nendpoint_url = {misbehaving.url}\nstores = file\ntimeout = 2m\n{sections}")
+    config = write_config(
+        f"[defaults]\nendpoint_url = {misbehaving.url}\nstores = file\ntimeout = 2m\ntoken_source = {source}\n{sections}"
+    )
     state_dir = tmp_path / "state"
     run = subprocess.Popen(
         [sys.executable, "-m", "ecr_login_pkg", "--config", config, "--force"],
@@ -481,6 +501,8 @@ def test_a_signal_ends_a_multi_region_run_at_once(misbehaving, signal_name, code
     assert took < 3, f"{signal_name} took {took:.1f}s to end the run"
     assert "Traceback" not in stderr
     assert_nothing_half_written(docker_dir, state_dir)
+    time.sleep(0.5)
+    assert processes_naming(misbehaving.url) == [], "an AWS CLI outlived the run"
     request.node.user_properties.append(("observed", f"exit {run.returncode} {took:.2f}s after {signal_name}"))
 
 
