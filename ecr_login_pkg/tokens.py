@@ -497,7 +497,8 @@ def fetch_tokens(
             log.debug(f"requesting a token: {identity.describe()} (attempt {tries})")
             try:
                 token = attempt(identity)
-                _check_clock(token, asked.get(identity, identity), log)
+                if not children.stopped:  # a worker the run stopped waiting for writes nothing more
+                    _check_clock(token, asked.get(identity, identity), log)
                 return token
             except TemporaryError as exc:
                 delay = backoff_delay(tries - 1)
@@ -505,6 +506,8 @@ def fetch_tokens(
                     return TemporaryError(f"{exc} (gave up after {tries} attempts within {timeout:g}s)")
                 log.warning(f"{exc}; retrying in {delay:.1f}s")
                 time.sleep(delay)
+                if children.stopped:
+                    return TemporaryError(f"{exc} (gave up after {tries} attempts within {timeout:g}s)")
             except EcrLoginError as exc:
                 return exc
             except Exception as exc:  # a worker's surprise is its identity's failure, not the run's
@@ -514,7 +517,7 @@ def fetch_tokens(
     try:
         finished = _in_daemon_threads(with_retries, pending, deadline + LATE_GRACE)
     finally:
-        children.stop()  # at the deadline, or on SIGINT/SIGTERM: no AWS CLI outlives the run
+        children.stop()  # at the deadline, or on SIGINT/SIGTERM: no AWS CLI outlives the run, no worker logs on
     for identity in pending:
         results[identity] = finished.get(identity) or TemporaryError(
             f"{call_name(asked.get(identity, identity))}: no answer within {timeout:g}s, the run's timeout; "
