@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool
-from guest import Guest
+from guest import SUITE as GUEST_SUITE
+from guest import Guest, pristine_tarball
 from test_lifecycle import (  # noqa: F401  (debs is a fixture)
     APT,
     APT_ENV,
@@ -144,19 +145,29 @@ def test_make_repo_signs_with_the_named_key(debs: Debs, tmp_path: Path) -> None:
 
 @pytest.mark.guest
 @pytest.mark.slow
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
 def test_install_and_upgrade_from_the_signed_repository(
     debs: Debs,  # noqa: F811  (the fixture imported above)
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    suite: str,
 ) -> None:
+    """On Debian 12 and 13 (apt 2.6 with gpgv, apt 3.0 with its own verifier), the .deb built here."""
     step = Steps()
     repo = tmp_path / "repo"
+    tarball = None
+    if suite != GUEST_SUITE:
+        with step(f"a pristine {suite} tree (debootstrapped once, then cached)"):
+            tarball = pristine_tarball(suite=suite)
+        # trixie's systemd no longer boots on this host's hybrid cgroup hierarchy: give it cgroup v2.
+        monkeypatch.setenv("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
     with serve(repo) as (url, requested):
         with step("make repo with this build"):
             make_repo(repo, url, debs.current)
             sources = (repo / "ecr-login.sources").read_text()
             assert "Signed-By:" in sources and "trusted" not in sources.lower()
-        with Guest() as guest:  # no bind: the package comes from the repository only
+        with Guest(tarball=tarball) as guest:  # no bind: the package comes from the repository only
             with step("a tampered InRelease is refused"):
                 guest.write_file("/etc/apt/sources.list.d/ecr-login.sources", sources)
                 inrelease = repo / "dists/stable/InRelease"
@@ -167,7 +178,7 @@ def test_install_and_upgrade_from_the_signed_repository(
                 finally:
                     inrelease.write_text(signed)
                 output = refused.stdout + refused.stderr
-                assert refused.returncode != 0 and "BADSIG" in output, output
+                assert refused.returncode != 0 and re.search(r"BADSIG|[Ss]ignature", output), output
                 assert re.search(r"^E: The repository '\S+ stable InRelease' is not signed", output, re.M), output
                 # Nothing from it is known: the package cannot be installed from a repository that fails the check.
                 unknown = guest.run(["apt-cache", "policy", "ecr-login"], check=False).stdout
@@ -200,5 +211,5 @@ def test_install_and_upgrade_from_the_signed_repository(
                 assert not guest.run("ls /etc/ecr-login | grep -E 'dpkg-(new|old|dist)'", check=False).stdout
                 assert_timer_scheduled(guest, "ecr-login.timer")
                 assert guest.run(["ecr-login", "--version"]).stdout.strip().startswith("ecr-login ")
-    _print_timing(capsys, step.report("signed apt repository"))
+    _print_timing(capsys, step.report(f"signed apt repository ({suite})"))
     step.check_soft()
