@@ -567,3 +567,16 @@ def test_a_clock_far_off_is_reported_when_a_fresh_token_seems_short_lived(aws_en
     warnings = [line for line in result.stderr.splitlines() if ": warning: " in line and "clock" in line]
     assert len(warnings) == 1, result.stderr
     assert "5h" in warnings[0] and "12h" in warnings[0], warnings[0]
+
+
+def test_shorten_keeps_both_ends_of_a_long_value_and_redacts_first() -> None:
+    from ecr_login_pkg.logs import LONGEST_LINE, redact, register_secret, shorten
+
+    path = "/var/lib/" + "d" * 400 + "/config.json"
+    line = shorten(f"{path}: cannot write")
+    assert line.startswith("/var/lib/ddd") and line.endswith("/config.json: cannot write") and "characters cut" in line
+    assert shorten("short words stay as they are") == "short words stay as they are"
+    assert len(shorten(" ".join(["word"] * 5000))) < LONGEST_LINE + 100  # many short words: the line is cut
+    secret = "s" * 150 + "-secret-" + "t" * 150
+    register_secret(secret)
+    assert secret[100:200] not in shorten(redact(f"token {secret} leaked"))  # masked whole, before any cut
