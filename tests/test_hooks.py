@@ -233,7 +233,16 @@ def test_kubernetes_example_applies_a_secret_that_logs_in(  # type: ignore[no-un
     client-side dry run writes the Secret it would apply, since no API server
     runs here. That Secret, decoded, logs in to the real registry.
     """
-    from test_lifecycle import APT, APT_ENV, SERVICE_HOME, Steps, _print_timing, assert_no_secret, start_service
+    from test_lifecycle import (
+        APT,
+        APT_ENV,
+        SERVICE_HOME,
+        Steps,
+        _print_timing,
+        assert_no_secret,
+        start_service,
+        wait_out_timer_tick,
+    )
 
     require_tool("skopeo")
     step = Steps()
@@ -250,6 +259,7 @@ def test_kubernetes_example_applies_a_secret_that_logs_in(  # type: ignore[no-un
             guest.write_file(f"{hook}.conf", f'NAMESPACES="default ci"\nDRY_RUN_DIR={dry_run}\n')
             guest.run(["install", "-d", "-o", "ecr-login", "-g", "ecr-login", "-m", "0700", dry_run])
         with step("the service logs in and runs the hook"):
+            wait_out_timer_tick(guest)  # the run the timer started at install must not swallow ours
             guest.write_file("/etc/default/ecr-login", backends.environment_file(), mode=0o600)
             shown = start_service(guest, "ecr-login.service")
             journal = guest.journal("ecr-login.service")
@@ -283,4 +293,15 @@ def test_kubernetes_example_applies_a_secret_that_logs_in(  # type: ignore[no-un
         with step("nothing due: no hook"):
             start_service(guest, "ecr-login.service")
             assert guest.journal("ecr-login.service").count("deploy hook 50-kubernetes-secret done") == 1
+        with step("ecr-login@builder runs its own hooks, as builder"):
+            guest.run(["useradd", "--create-home", "builder"])
+            guest.write_file("/etc/default/ecr-login@builder", backends.environment_file(), mode=0o600)
+            whoami = '#!/bin/sh\ncat > /dev/null\n{ id -un; echo "$ECR_LOGIN_STORE"; } > "$HOME/hook-ran-as"\n'
+            guest.run(["install", "-d", "/etc/ecr-login/hooks@builder.d"])
+            guest.write_file("/etc/ecr-login/hooks@builder.d/10-whoami", whoami, mode=0o755)
+            shown = start_service(guest, "ecr-login@builder.service")
+            journal = guest.journal("ecr-login@builder.service")
+            assert shown["Result"] == "success", f"{shown}\n{journal}"
+            assert guest.read_file("/home/builder/hook-ran-as").split() == ["builder", "file"], journal
+            assert "kubernetes-secret" not in journal, "the system service's hook ran for builder"
     _print_timing(capsys, step.report("kubernetes hook example"))

@@ -288,8 +288,16 @@ def wait_out_timer_tick(guest: Guest, timer: str = "ecr-login.timer", margin: fl
     then a quarter-hourly one with a per-host offset). A tick that lands
     while a test is configuring the service would run half-configured and
     race the test's own ``systemctl start``; waiting it out keeps the test
-    deterministic without changing the package's schedule.
+    deterministic without changing the package's schedule. The same for the
+    run the timer starts whenever it starts (its Wants=: at boot, and at
+    install), which may still be going: a ``systemctl start`` would join it.
     """
+    service = timer.replace(".timer", ".service")
+    deadline = time.monotonic() + 150
+    while guest.run(["systemctl", "is-active", service], check=False).stdout.strip() == "activating":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{service} still running after 150 s")
+        time.sleep(0.5)
     line = guest.run(["systemctl", "list-timers", "--all", "--no-legend", "--no-pager", timer]).stdout.strip()
     fields = line.split()
     if len(fields) < 4 or fields[0] in ("-", "n/a"):
@@ -297,7 +305,6 @@ def wait_out_timer_tick(guest: Guest, timer: str = "ecr-login.timer", margin: fl
     left = int(guest.run(["date", "-d", " ".join(fields[:4]), "+%s"]).stdout) - int(guest.run(["date", "+%s"]).stdout)
     if left > margin:
         return
-    service = timer.replace(".timer", ".service")
     deadline = time.monotonic() + max(left, 0) + 120
     while time.monotonic() < deadline:
         fired = guest.systemctl_show(timer, "LastTriggerUSec")["LastTriggerUSec"] not in ("", "n/a", "0")
