@@ -73,13 +73,17 @@ def known_pairs(settings: Settings, environ: Mapping[str, str], state: State) ->
 
 
 def due_reason(pair: Pair, state: State, margin: float, now: float) -> str | None:
-    """Why this pair needs a fresh login now, or None when the stored one is good."""
+    """Why this pair needs a fresh login now, or None when the stored one is good.
+
+    The store is asked first, whatever the answer: a store that cannot be used (a corrupt
+    file, a credential helper named but not installed) raises here, before any AWS call.
+    """
+    held = pair.store.held(pair.address or "")
     if pair.address is None:
         return "first login to the default registry"
     entry = state.find(pair.address, pair.store.kind, pair.store.location)
     if entry is None or not entry.fingerprint:
         return "no login recorded"
-    held = pair.store.held(pair.address)
     if held is None:
         return f"{pair.store.location} no longer holds it (logged out?)"
     if held != entry.fingerprint:
@@ -96,7 +100,9 @@ def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: 
     due = []
     for pair in pairs:
         try:
-            reason = "forced" if force else due_reason(pair, state, margin, now)
+            reason = due_reason(pair, state, margin, now)  # asks the store even when forced
+            if force:
+                reason = "forced"
         except EcrLoginError as exc:
             pair.error = exc
             due.append(pair)

@@ -271,9 +271,9 @@ def test_missing_credential_helper_is_a_configuration_error_before_any_aws_call(
     assert result.code == 78, result
     errors = errors_of(result)
     assert len(errors) == 1 and "docker-credential-desktop" in errors[0] and "credsStore" in errors[0], result.stderr
-    # A first run still fetches its token (plan.due_reason answers "no login recorded" before it
-    # asks the store); the timer's runs after a recorded login spend none, below.
-    assert ecr.call_count <= 1
+    assert ecr.call_count == 0  # plan asks the store before anything is fetched
+    forced = run_ecr_login("--config", file_store_config(write_config, ecr, stores="docker"), "--force")
+    assert forced.code == 78 and ecr.call_count == 0, forced
     assert snapshot(config_json) == before
     request.node.user_properties.append(("observed", f"exit 78, {ecr.call_count} calls: {errors[0].split(': error: ', 1)[1]}"))
 
