@@ -19,7 +19,7 @@ import json
 import os
 
 from . import paths
-from .errors import ConfigError, DeniedError, EcrLoginError, TemporaryError
+from .errors import ConfigError, DeniedError, EcrLoginError, MissingHelperError, TemporaryError
 from .filestore import FileStore
 from .fsutil import DirLock, ensure_private_dir
 from .logs import redact
@@ -55,8 +55,8 @@ class DockerCliStore:
         self.environ["DOCKER_CONFIG"] = os.path.dirname(config_file)
         self._listed: dict[str, set[str] | TemporaryError] = {}  # helper -> what its `list` named, this run
 
-    def _helper_for(self, address: str) -> str | None:
-        """The credential helper config.json names for ``address``; ConfigError when it is not installed."""
+    def helper_for(self, address: str) -> str | None:
+        """The credential helper config.json names for ``address``; MissingHelperError when it is not installed."""
         data = self.file.snapshot()
         helpers = data.get("credHelpers")
         if isinstance(helpers, dict) and isinstance(helpers.get(address), str) and helpers[address]:
@@ -67,9 +67,10 @@ class DockerCliStore:
                 return None
             helper, key = store, '"credsStore"'
         if paths.which(f"docker-credential-{helper}", self.environ) is None:
-            raise ConfigError(
+            raise MissingHelperError(
                 f"{self.location}: {key} names the credential helper '{helper}', but docker-credential-{helper} "
-                f"is not on PATH: install it, or remove {key} from {self.location} (logins are then kept in the file itself)"
+                f"is not on PATH: install it, or remove {key} from {self.location} (logins are then kept in the file itself)",
+                helper,
             )
         return helper
 
@@ -109,14 +110,14 @@ class DockerCliStore:
         direct = []
         for address in addresses:
             try:
-                if self._helper_for(address) is None:
+                if self.helper_for(address) is None:
                     direct.append(address)
             except ConfigError:
                 pass  # a helper named but not installed: reported for this address alone, by save
         return direct
 
     def held(self, address: str) -> str | None:
-        helper = self._helper_for(address)
+        helper = self.helper_for(address)
         if helper is None:
             return self.file.held(address)
         return f"helper:{helper}" if address in self._listed_by(helper) else None
@@ -137,9 +138,9 @@ class DockerCliStore:
                 if address in result:
                     continue
                 try:
-                    self._helper_for(address)  # a helper named but not installed: no docker process
+                    self.helper_for(address)  # a helper named but not installed: no docker process
                     self._login(address, username, password)
-                    helper = self._helper_for(address)
+                    helper = self.helper_for(address)
                     held = f"helper:{helper}" if helper else self.file.held(address)
                     if held is None:
                         raise TemporaryError(f"docker login {address}: succeeded but {self.location} holds no entry for it")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Mapping
@@ -21,9 +20,22 @@ from typing import Any
 
 from . import __version__, paths
 from .config import DEFAULT_CONFIG, Settings, Target, env_endpoint
-from .errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, DeniedError, EcrLoginError, TemporaryError, most_severe
+from .dockercli import DockerCliStore
+from .errors import (
+    EX_CONFIG,
+    EX_OK,
+    EX_TEMPFAIL,
+    ConfigError,
+    DeniedError,
+    EcrLoginError,
+    MissingHelperError,
+    TemporaryError,
+    most_severe,
+)
 from .logs import WARNING, Log, redact
+from .plan import pairs_for
 from .state import State
+from .stores import Store
 from .tokens import Identity, Token, fetch_tokens, identity_of, with_instance_region
 
 MAX_CLOCK_SKEW = 5 * 60.0  # AWS refuses signatures 15 minutes off; warn well before
@@ -316,64 +328,40 @@ def _writable_place(path: str) -> str | None:
 
 def _check_stores(settings: Settings, environ: Mapping[str, str], identities: dict[Target, Identity],
                   tokens: dict[Identity, Token | EcrLoginError], report: _Report) -> None:
-    from .stores import open_store
-
-    addresses: dict[str, list[str]] = {}
-    for target in settings.targets:
-        address = _address(target, _token_for(target, identities, tokens))
-        for kind in target.stores:
-            addresses.setdefault(kind, [])
-            if address and address not in addresses[kind]:
-                addresses[kind].append(address)
-    for kind, wanted in addresses.items():
-        store = open_store(kind, settings.docker_config_file, environ, settings.lock_timeout)
+    """Each store the run would write, asked as a login asks it (plan's pairs, the store's own
+    checks: its file parses, its credential helper is installed), then whether it can be written."""
+    stores: dict[str, tuple[Store, list[str]]] = {}
+    for pair in pairs_for(settings, environ, State(settings.state_dir).load()):
+        address = pair.address or _address(pair.target, _token_for(pair.target, identities, tokens))
+        store, wanted = stores.setdefault(pair.store.kind, (pair.store, []))
+        if address and address not in wanted:
+            wanted.append(address)
+    for kind, (store, wanted) in stores.items():
         name = f"store {kind}"
         try:
-            for address in wanted or ["doctor.invalid"]:
+            for address in wanted or [""]:
                 store.held(address)  # reads and parses the file, as a login would before writing
+        except MissingHelperError as exc:
+            report.error(name, exc, f"install docker-credential-{exc.helper}, or remove it from {store.location}")
+            continue
         except EcrLoginError as exc:
-            helper = re.search(r"docker-credential-[\w.-]+", str(exc))
-            report.error(name, exc, f"install {helper[0]}, or remove its name from {store.location}" if helper
-                         else "repair or remove the file the message names")
+            report.error(name, exc, "repair or remove the file the message names")
             continue
         problem = _writable_place(store.location)
         if problem:
             report.failed(name, f"{store.location}: {problem}", "run as the user who owns it, or point the store "
                           "elsewhere (DOCKER_CONFIG, REGISTRY_AUTH_FILE, docker_config)", EX_CONFIG)
             continue
-        missing = _missing_helpers(kind, store, wanted, environ)
-        if missing:
-            report.failed(name, f"{store.location} names {missing}, not on PATH",
-                          f"install {missing}, or remove it from {store.location}", EX_CONFIG)
+        helpers = sorted({helper for address in wanted or [""] if isinstance(store, DockerCliStore)
+                          for helper in [store.helper_for(address)] if helper})
+        if helpers and not paths.which("docker", environ):
+            report.failed(name, f"{store.location} names the credential helper {', '.join(helpers)}, which only "
+                          "docker login can write to, and docker is not on PATH", "install the docker CLI", EX_CONFIG)
             continue
-        report.ok(name, f"{store.location} writable" + _helper_note(kind, store, wanted, environ))
-
-
-def _helpers(store: Any, wanted: list[str]) -> list[str]:
-    data = store.file.snapshot()
-    named = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
-    helpers = [str(named[address]) for address in wanted if isinstance(named.get(address), str)]
-    default = data.get("credsStore")
-    if isinstance(default, str) and default and len(helpers) < len(wanted or [""]):
-        helpers.append(default)
-    return list(dict.fromkeys(helpers))
-
-
-def _missing_helpers(kind: str, store: Any, wanted: list[str], environ: Mapping[str, str]) -> str | None:
-    if kind != "docker":
-        return None
-    needed = [f"docker-credential-{helper}" for helper in _helpers(store, wanted)]
-    if needed:
-        needed.append("docker")  # a helper-backed login goes through docker login
-    missing = [program for program in needed if not paths.which(program, environ)]
-    return ", ".join(missing) if missing else None
-
-
-def _helper_note(kind: str, store: Any, wanted: list[str], environ: Mapping[str, str]) -> str:
-    if kind != "docker":
-        return ""
-    helpers = _helpers(store, wanted)
-    return f"; credential helper {', '.join(helpers)} present" if helpers else "; no credential helper (written directly)"
+        note = f"; credential helper {', '.join(helpers)} present" if helpers else ""
+        if kind == "docker" and not helpers:
+            note = "; no credential helper (written directly)"
+        report.ok(name, f"{store.location} writable{note}")
 
 
 def _check_state(settings: Settings, report: _Report) -> None:

@@ -44,6 +44,14 @@ class NotSetUpError(ConfigError):
     """
 
 
+class MissingHelperError(ConfigError):
+    """A docker credential helper that config.json names and that is not installed."""
+
+    def __init__(self, message: str, helper: str) -> None:
+        super().__init__(message)
+        self.helper = helper
+
+
 class TemporaryError(EcrLoginError):
     exit_code = EX_TEMPFAIL
 

@@ -90,8 +90,8 @@ def test_cred_helpers_entry_wins_over_creds_store(world: dict[str, Path]) -> Non
     install_helper(world, "teststore")
     install_helper(world, "other")
     store = store_for(world, {"credsStore": "other", "credHelpers": {HOST: "teststore"}})
-    assert store._helper_for(HOST) == "teststore"
-    assert store._helper_for(OTHER) == "other"
+    assert store.helper_for(HOST) == "teststore"
+    assert store.helper_for(OTHER) == "other"
 
 
 def test_held_asks_the_helper_list_once_per_run_and_matches_its_urls(world: dict[str, Path]) -> None:
