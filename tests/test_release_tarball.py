@@ -38,7 +38,8 @@ def test_every_package_builds_from_the_unpacked_release_tarball(tmp_path: Path) 
     tarball = dist / f"ecr-login-{VERSION}.tar.gz"
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
-        assert not [n for n in names if "/.git/" in n or n.endswith("/.git") or "__pycache__" in n or "_cache" in n], "VCS data or caches shipped"
+        junk = [n for n in names if "/.git/" in n or n.endswith("/.git") or "__pycache__" in n or "_cache" in n]
+        assert not junk, f"VCS data or caches shipped: {junk[:5]}"
         assert f"ecr-login-{VERSION}/debian/rules" in names and f"ecr-login-{VERSION}/rpm/ecr-login.spec" in names
         tar.extractall(tmp_path / "unpacked")
     tree = tmp_path / "unpacked" / f"ecr-login-{VERSION}"
