@@ -189,7 +189,11 @@ if grep -nE '%[{(!?]|%[A-Za-z_]' <<<"$scripts"; then
     fail=1
 fi
 need=()
-if [[ $target == el9 ]]; then need+=("useradd -r -g 'ecr-login' -d '/var/lib/ecr-login'"); fi
+# %pre creates the user where the target's rpm cannot (RHEL 9), or where this
+# rpm cannot add the user()/group() provides rpm >= 4.19 builds carry.
+if [[ $target == el9 || $(rpm --eval '%{undefined add_sysuser}') == 1 ]]; then
+    need+=("useradd -r -g 'ecr-login' -d '/var/lib/ecr-login'")
+fi
 if [[ $systemd_macros == systemctl ]]; then
     need+=("systemctl --no-reload preset $name.timer"
            "systemctl --no-reload disable --now $name.timer"
