@@ -8,7 +8,8 @@ parse, one nested too deeply to read, or one another user owns.
 
 from __future__ import annotations
 
-import functools
+import base64
+import hashlib
 import json
 import os
 import stat
@@ -24,43 +25,14 @@ from .fsutil import (
     remove_stale_temps,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
-
 
 def encode_auth(username: str, password: str) -> str:
-    import base64  # only a login being stored needs it
-
     return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def fingerprint(auth: str) -> str:
     """A short digest identifying a stored login without revealing it."""
-    return sha256_hex(auth.encode("ascii", "replace"))[:16]
-
-
-def sha256_hex(data: bytes) -> str:
-    return str(_sha256()(data).hexdigest())
-
-
-@functools.cache
-def _sha256() -> Callable[[bytes], Any]:
-    """SHA-256 from CPython's built-in module (``_sha2``; ``_sha256`` before 3.12), else hashlib.
-
-    ``import hashlib`` first loads OpenSSL's libcrypto: milliseconds of every run with nothing
-    due, which hashes nothing but these fingerprints. The digest is the same either way.
-    Looked up once: a failed import is not remembered, and would search sys.path every time.
-    """
-    for name in ("_sha2", "_sha256"):
-        try:
-            return __import__(name).sha256
-        except ImportError:
-            continue
-    import hashlib
-
-    return hashlib.sha256
+    return hashlib.sha256(auth.encode("ascii", "replace")).hexdigest()[:16]
 
 
 class JsonNumber:

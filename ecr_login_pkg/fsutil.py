@@ -23,8 +23,9 @@ import errno
 import fcntl
 import os
 import stat
+import tempfile
+import threading
 import time
-from _thread import allocate_lock  # a built-in module: `threading` costs import time on every run
 from collections.abc import Callable
 
 from .errors import ConfigError, TemporaryError
@@ -138,10 +139,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True
     except OSError:
         pass  # the write below fails with its own message (a parent that is a file, no permission)
     directory = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(directory, f"{TEMP_PREFIX}{os.urandom(6).hex()}.tmp")  # not `secrets`: its import costs ms
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(temp, flags, mode)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)  # 0600, O_EXCL
     except OSError as exc:
         raise _write_error(path, exc) from None
     try:
@@ -217,7 +216,7 @@ LOCK_SUFFIX = ".lock"
 # state directory) and the credential-file lock (the store file's directory) would deadlock
 # when both are the same directory (DOCKER_CONFIG=$STATE_DIRECTORY).
 _HELD: dict[tuple[int, int], tuple[int, int, str]] = {}
-_HELD_GUARD = allocate_lock()
+_HELD_GUARD = threading.Lock()
 
 
 def lock_file_path(directory: str) -> str:

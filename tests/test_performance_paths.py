@@ -99,16 +99,6 @@ def test_no_op_run_with_the_file_store_writes_nothing(ecr, aws_env, write_config
     assert ecr.call_count == 2  # one per region, from the first run only
 
 
-def test_fingerprints_are_sha256_whichever_module_computes_them() -> None:
-    import hashlib
-
-    from ecr_login_pkg.authfile import fingerprint, sha256_hex
-
-    for data in (b"", b"AWS:secret", bytes(range(256)) * 40):
-        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
-    assert fingerprint("QVdTOnNlY3JldA==") == hashlib.sha256(b"QVdTOnNlY3JldA==").hexdigest()[:16]
-
-
 def test_forced_file_store_login_starts_no_process(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     sections = "".join(f"[111111111111.dkr.ecr.{region}.amazonaws.com]\n" for region in ("us-east-1", "eu-west-1"))
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file, containers, helm\n{sections}")
