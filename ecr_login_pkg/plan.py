@@ -72,7 +72,7 @@ def known_pairs(settings: Settings, environ: Mapping[str, str], state: State) ->
     return list(pairs.values())
 
 
-def due_reason(pair: Pair, state: State, margin: float, now: float) -> str | None:
+def due_reason(pair: Pair, state: State, margin: float, now: float, hooks: bool = False) -> str | None:
     """Why this pair needs a fresh login now, or None when the stored one is good.
 
     The store is asked first, whatever the answer: a store that cannot be used (a corrupt
@@ -91,16 +91,20 @@ def due_reason(pair: Pair, state: State, margin: float, now: float) -> str | Non
     left = entry.expires_at - now
     if left < margin:
         return "expired" if left <= 0 else f"expires in {format_duration(left)}"
+    if hooks and entry.hook_error:
+        # A hook needs the password, which only a fresh login gives: log in again, rerun the hooks.
+        return f"a deploy hook failed after the last login ({entry.hook_error}): rerun"
     return None
 
 
-def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: float) -> list[Pair]:
+def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: float, hooks: bool = False) -> list[Pair]:
     """The pairs that need a login, each with its reason; a pair whose store cannot even be
-    read is due too, carrying that error, so the run reports it with the others."""
+    read is due too, carrying that error, so the run reports it with the others. ``hooks``:
+    deploy hooks run, so a login whose hook failed is due again."""
     due = []
     for pair in pairs:
         try:
-            reason = due_reason(pair, state, margin, now)  # asks the store even when forced
+            reason = due_reason(pair, state, margin, now, hooks)  # asks the store even when forced
             if force:
                 reason = "forced"
         except EcrLoginError as exc:

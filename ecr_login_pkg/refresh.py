@@ -43,16 +43,11 @@ def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: b
 
 def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log: Log) -> list[Pair]:
     now = time.time()
-    due = due_pairs(pairs, state, settings.refresh_margin, force, now)
+    due = due_pairs(pairs, state, settings.refresh_margin, force, now, hooks=settings.hooks_dir is not None)
     due_ids = {id(pair) for pair in due}
     for pair in pairs:
         if id(pair) not in due_ids:
             entry = state.find(pair.address or "", pair.store.kind, pair.store.location)
-            if entry and entry.hook_error and settings.hooks_dir is not None:
-                # A hook needs the password, which only a fresh login gives: log in again, rerun the hooks.
-                pair.reason = f"a deploy hook failed after the last login ({entry.hook_error}): rerun"
-                due.append(pair)
-                continue
             left = (entry.expires_at - now) if entry else 0
             log.debug(f"{pair.address} ({pair.store.kind}): fresh, {format_duration(left)} left")
     return due
@@ -68,11 +63,6 @@ def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: 
 
             try:  # a dry run should catch the missing region the real run would hit
                 region = with_instance_region(identity_of(pair.target), environ).region + " from instance metadata"
-            except EcrLoginError as exc:
-                pair.error = exc
-        if pair.error is None:
-            try:  # and a store file the real run could not write
-                pair.store.held(pair.address or "")
             except EcrLoginError as exc:
                 pair.error = exc
         name = pair.address or describe_default(region)

@@ -159,3 +159,16 @@ def test_a_dry_run_changes_nothing(ecr, aws_env, tmp_path: Path) -> None:  # typ
     assert run_login(chosen, aws_env, Log(), force=True, dry_run=True) == 0
     assert ecr.call_count == 0
     assert not Path(chosen.docker_config_file).exists() and not Path(chosen.state_dir).exists()
+
+
+def test_a_failed_deploy_hook_makes_a_fresh_login_due_again_only_while_hooks_run(tmp_path: Path) -> None:
+    now = time.time()
+    chosen = settings(tmp_path, target(HOST))
+    state = State(chosen.state_dir)
+    (pair,) = pairs_for(chosen, {}, state)
+    stored(pair, state, 10 * 3600, now)
+    assert due_pairs([pair], state, 6 * 3600, False, now, hooks=True) == []
+    state.entry(HOST, "file", pair.store.location).hook_error = "kubectl: exit 1"
+    (due,) = due_pairs([pair], state, 6 * 3600, False, now, hooks=True)
+    assert "deploy hook failed" in due.reason and "kubectl: exit 1" in due.reason
+    assert due_pairs([pair], state, 6 * 3600, False, now, hooks=False) == []  # --no-hooks
