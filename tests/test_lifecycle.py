@@ -2,8 +2,9 @@
 
 Each test boots a pristine Debian 12 (tests/guest.py: systemd-nspawn, a
 fresh copy of a cached debootstrap) and drives it the way an administrator
-would: apt installs the .deb built from this tree, systemd runs the units,
-journald keeps the log. The stand-in ECR API and the docker-registry run on
+would: apt installs the .deb built from this tree (the main lifecycle by
+name from the signed apt repository ``make repo`` writes, served on
+loopback: tests/apt_repo.py), systemd runs the units, journald keeps the log. The stand-in ECR API and the docker-registry run on
 the host's loopback, which the guest shares; the stand-in names the local
 registry as the account's default registry (its proxyEndpoint), so the
 zero-config default login is one the registry really checks.
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from apt_repo import SignedRepository, signed_repo  # noqa: F401  (signed_repo is a fixture)
 from conftest import require_tool
 from guest import Guest, require_guest_support
 from local_registry import DOCKER_REGISTRY, LocalRegistry, basic_token, build_oci_layout, skopeo_copy, write_auth_file
@@ -354,21 +356,32 @@ def stored_auth(guest: Guest, path: str, registry_address: str) -> str:
 # --- the tests ------------------------------------------------------------------------
 
 
-def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFixture[str]) -> None:
-    """apt install → timer → configure → run → upgrade → remove → purge → reinstall."""
+def test_deb_lifecycle(
+    debs: Debs,
+    backends: Backends,
+    signed_repo: SignedRepository,  # noqa: F811  (the fixture imported above)
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """apt-get install by name → timer → configure → run → apt-get upgrade → remove → purge → reinstall.
+
+    The packages come from the signed apt repository ``make repo`` writes
+    (served on loopback), as a fleet host gets them (#10.3): never a .deb file.
+    """
     step = Steps()
-    srv = {debs.current.parent: "/srv/current", debs.upgrade.parent: "/srv/next"}
-    guest = Guest(bind_ro=srv)
+    guest = Guest()  # no bind: the package comes from the repository only
     try:
+        with step("make repo with this build"):
+            signed_repo.publish(debs.current)
         with step("boot pristine guest"):
             guest.start()
-        current = f"/srv/current/{debs.current.name}"
-        upgrade = f"/srv/next/{debs.upgrade.name}"
 
-        with step("apt-get install the .deb"):
-            guest.run(["apt-get", "-q", "update"], timeout=300)
-            apt_install(guest, current)
+        with step("apt-get update && apt-get install ecr-login, by name from the signed repository"):
+            signed_repo.add_to(guest)
+            signed_repo.update(guest)
+            signed_repo.assert_candidate(guest, debs.version)
+            apt_install(guest, "ecr-login")
             assert package_state(guest, "${Status} ${Version}") == f"install ok installed {debs.version}"
+            signed_repo.assert_downloaded(debs.current)
 
         with step("service user"):
             _, _, uid, gid, _, home, shell = guest.run(["getent", "passwd", "ecr-login"]).stdout.strip().split(":")
@@ -430,12 +443,16 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
             assert start_service(guest, "ecr-login.service")["Result"] == "success"
             assert backends.ecr.call_count == calls_before, "a run with a fresh login called AWS"
 
-        with step("edited conffiles survive an upgrade"):
+        with step("edited conffiles survive apt-get upgrade to a newer build in the same repository"):
             conf = "/etc/ecr-login/ecr-login.conf"
             edited = guest.read_file(conf) + "\n# edited by the administrator (lifecycle test)\n"
             guest.write_file(conf, edited)
-            apt_install(guest, upgrade)
+            signed_repo.publish(debs.upgrade)
+            signed_repo.update(guest)
+            signed_repo.assert_candidate(guest, debs.upgrade_version)
+            guest.run([*APT, "upgrade"], env=APT_ENV, timeout=600)
             assert package_state(guest, "${Version}") == debs.upgrade_version
+            signed_repo.assert_downloaded(debs.upgrade)
             assert guest.read_file(conf) == edited
             assert guest.read_file("/etc/default/ecr-login") == backends.environment_file()
             assert guest.run(["stat", "-c", "%a", "/etc/default/ecr-login"]).stdout.strip() == "600"
@@ -470,8 +487,9 @@ def test_deb_lifecycle(debs: Debs, backends: Backends, capsys: pytest.CaptureFix
             # The system user stays (Debian's advice: a UID is never reused).
             assert guest.run(["getent", "passwd", "ecr-login"], check=False).returncode == 0
 
-        with step("reinstall works"):
-            apt_install(guest, current)
+        with step("reinstall by name works (the repository's newest build)"):
+            apt_install(guest, "ecr-login")
+            assert package_state(guest, "${Status} ${Version}") == f"install ok installed {debs.upgrade_version}"
             assert_timer_scheduled(guest, "ecr-login.timer")
             assert guest.run(["stat", "-c", "%U %a", SERVICE_HOME]).stdout.split() == ["ecr-login", "700"]
             assert backends.access_key not in guest.read_file("/etc/default/ecr-login"), "purged settings came back"

@@ -12,17 +12,13 @@ conffile.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from apt_repo import MAKE_REPO, make_repo, signed_repository
 from conftest import require_tool
 from guest import SUITE as GUEST_SUITE
 from guest import Guest, pristine_tarball
@@ -38,50 +34,7 @@ from test_lifecycle import (  # noqa: F401  (debs is a fixture)
     package_state,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MAKE_REPO = REPO_ROOT / "tools" / "make-repo.sh"
 CONF = "/etc/ecr-login/ecr-login.conf"
-
-
-def make_repo(out: Path, uri: str, *packages: Path, key: str | None = None, env: dict[str, str] | None = None) -> str:
-    """Run tools/make-repo.sh (what ``make repo`` runs); return its stderr+stdout."""
-    for tool in ("apt-ftparchive", "gpg", "dpkg-deb"):
-        require_tool(tool)
-    argv = ["bash", str(MAKE_REPO), "--uri", uri, "--out", str(out)]
-    if key:
-        argv += ["--key", key]
-    done = subprocess.run(
-        [*argv, *map(str, packages)], capture_output=True, text=True, check=False, env=env, stdin=subprocess.DEVNULL
-    )
-    assert done.returncode == 0, done
-    return done.stderr + done.stdout
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the repository directory; records the paths asked for instead of logging them."""
-
-    requested: list[str]
-
-    def log_message(self, format: str, *args: object) -> None:
-        self.requested.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}".strip())
-
-
-@contextmanager
-def serve(directory: Path) -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 for ``directory`` (what `python3 -m http.server` does); yields (URL, requests)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    requested: list[str] = []
-    handler = type("Handler", (_Handler,), {"requested": requested})
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", requested
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 # --- the script on its own -------------------------------------------------------------
@@ -155,22 +108,20 @@ def test_install_and_upgrade_from_the_signed_repository(
 ) -> None:
     """On Debian 12 and 13 (apt 2.6 with gpgv, apt 3.0 with its own verifier), the .deb built here."""
     step = Steps()
-    repo = tmp_path / "repo"
     tarball = None
     if suite != GUEST_SUITE:
         with step(f"a pristine {suite} tree (debootstrapped once, then cached)"):
             tarball = pristine_tarball(suite=suite)
         # trixie's systemd no longer boots on this host's hybrid cgroup hierarchy: give it cgroup v2.
         monkeypatch.setenv("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
-    with serve(repo) as (url, requested):
+    with signed_repository(tmp_path / "repo") as repo:
         with step("make repo with this build"):
-            make_repo(repo, url, debs.current)
-            sources = (repo / "ecr-login.sources").read_text()
-            assert "Signed-By:" in sources and "trusted" not in sources.lower()
+            repo.publish(debs.current)
+            assert f"URIs: {repo.url}\n" in repo.sources, repo.sources
         with Guest(tarball=tarball) as guest:  # no bind: the package comes from the repository only
             with step("a tampered InRelease is refused"):
-                guest.write_file("/etc/apt/sources.list.d/ecr-login.sources", sources)
-                inrelease = repo / "dists/stable/InRelease"
+                repo.add_to(guest)
+                inrelease = repo.directory / "dists/stable/InRelease"
                 signed = inrelease.read_text()
                 inrelease.write_text(signed.replace("Suite: stable", "Suite: stabl3", 1))
                 try:
@@ -185,16 +136,11 @@ def test_install_and_upgrade_from_the_signed_repository(
                 assert "Candidate: (none)" in unknown or not unknown.strip(), unknown
 
             with step("apt-get update && apt-get install ecr-login, by name"):
-                update = guest.run(["apt-get", "-q", "update"], timeout=300)
-                ours = [line for line in (update.stdout + update.stderr).splitlines() if "127.0.0.1" in line]
-                assert any(line.startswith("Get:") and "InRelease" in line for line in ours), update
-                assert not [line for line in ours if re.match(r"(W|E|Err):", line)], update
-                assert "GET /dists/stable/InRelease 200" in requested, requested
-                policy = guest.run(["apt-cache", "policy", "ecr-login"]).stdout
-                assert f"Candidate: {debs.version}" in policy and url in policy, policy
+                repo.update(guest)
+                repo.assert_candidate(guest, debs.version)
                 apt_install(guest, "ecr-login")
                 assert package_state(guest, "${Status} ${Version}") == f"install ok installed {debs.version}"
-                assert any(f"/pool/main/e/ecr-login/{debs.current.name}" in line for line in requested), requested
+                repo.assert_downloaded(debs.current)
                 assert_timer_scheduled(guest, "ecr-login.timer")
 
             with step("the administrator edits a conffile"):
@@ -202,11 +148,14 @@ def test_install_and_upgrade_from_the_signed_repository(
                 guest.write_file(CONF, edited)
 
             with step("a newer build in the same repository: apt-get upgrade"):
-                make_repo(repo, url, debs.upgrade)
-                assert sorted(p.name for p in (repo / "pool").rglob("*.deb")) == sorted([debs.current.name, debs.upgrade.name])
-                guest.run(["apt-get", "-q", "update"], timeout=300)
+                repo.publish(debs.upgrade)
+                pool = sorted(p.name for p in (repo.directory / "pool").rglob("*.deb"))
+                assert pool == sorted([debs.current.name, debs.upgrade.name]), pool
+                repo.update(guest)
+                repo.assert_candidate(guest, debs.upgrade_version)
                 guest.run([*APT, "upgrade"], env=APT_ENV, timeout=600)
                 assert package_state(guest, "${Version}") == debs.upgrade_version
+                repo.assert_downloaded(debs.upgrade)
                 assert guest.read_file(CONF) == edited
                 assert not guest.run("ls /etc/ecr-login | grep -E 'dpkg-(new|old|dist)'", check=False).stdout
                 assert_timer_scheduled(guest, "ecr-login.timer")
