@@ -13,8 +13,14 @@
 #    no git needed (an unpacked release tarball builds too).
 # 2. The build's interpreter of the target's Python version: a venv (cached
 #    under /var/cache/ecr-login-tests or ~/.cache/ecr-login-tests) of
-#    python3.X (on PATH, $PYTHON3_X e.g. PYTHON3_13, or pyenv's) with the
-#    target's versions of setuptools, wheel and pytest (pip, once).
+#    python3.X ($PYTHON3_X e.g. PYTHON3_13, else on PATH, else pyenv's) with
+#    the target's versions of setuptools, wheel and pytest (pip, once).
+#    A host without python3.X (a stock Debian 12: 3.11 only) builds with
+#    the python3 of a Debian release that has it instead: trixie's 3.13,
+#    bullseye's 3.9, debootstrapped once into tests/guest.py's tarball cache
+#    (about 40 s and 60 MB each), unpacked per build into /var/tmp and
+#    entered with chroot for every python step (needs root; about 5 s more
+#    per build, 10 s more the first time, when pip fills the venv).
 # 3. rpmbuild -ba --nodeps in DIR/rpm (default out/rpm), with the target's,
 #    systemd, sysusers and python macros Debian lacks loaded from
 #    rpm/target-*.macros and rpm/macros.* (rpm's own macro files load first;
@@ -101,6 +107,9 @@ cp "$spec" "$topdir/SPECS/$name.spec"
 # --- 2. the build's interpreter of the target's version ---------------------
 if [[ $(id -u) == 0 ]]; then cache="${ECR_LOGIN_TEST_CACHE:-/var/cache/ecr-login-tests}"
 else cache="${ECR_LOGIN_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecr-login-tests}"; fi
+# The host's python3.X when it has one (fast path): $PYTHON3_X, else
+# python3.X on PATH (not a pyenv shim), else pyenv's newest 3.X.*.
+# tests/test_rpm.py (target_python) looks the same way.
 base_var="PYTHON${python_version/./_}"
 base="${!base_var:-}"
 if [[ -z $base ]]; then
@@ -109,23 +118,105 @@ if [[ -z $base ]]; then
         base="$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$python_version".*/bin/python"$python_version" 2>/dev/null | sort -V | tail -1 || true)"
     fi
 fi
-if [[ -z $base || ! -x $base ]]; then
-    echo "build.sh: target $target needs a Python $python_version interpreter on this host" \
-         "(python$python_version on PATH, \$$base_var, or pyenv install $python_version)" >&2
-    exit 69
-fi
-venv="$cache/rpm-build-python-$target-$(printf '%s\n' "$base" "${host_pins[@]}" | sha256sum | cut -c1-12)"
 mkdir -p "$cache"
-(
-    flock 9
-    if [[ ! -e $venv/.complete ]]; then
-        rm -rf "$venv"
-        "$base" -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${host_pins[@]}"
-        touch "$venv/.complete"
+if [[ -n $base ]]; then
+    if [[ ! -x $base ]]; then
+        echo "build.sh: \$$base_var=$base is not an executable python$python_version" >&2
+        exit 69
     fi
-) 9>"$cache/.rpm-build-python.lock"
-host_python="$venv/bin/python"
+    venv="$cache/rpm-build-python-$target-$(printf '%s\n' "$base" "${host_pins[@]}" | sha256sum | cut -c1-12)"
+    (
+        flock 9
+        if [[ ! -e $venv/.complete ]]; then
+            rm -rf "$venv"
+            "$base" -m venv "$venv"
+            "$venv/bin/python" -m pip install -q --disable-pip-version-check "${host_pins[@]}"
+            touch "$venv/.complete"
+        fi
+    ) 9>"$cache/.rpm-build-python.lock"
+    host_python="$venv/bin/python"
+else
+    # No python3.X on this host (a stock Debian 12 has only 3.11): the python
+    # steps run in a Debian whose own python3 is 3.X (trixie: 3.13, bullseye:
+    # 3.9), debootstrapped once by tests/guest.py into its tarball cache,
+    # unpacked here into a temporary tree. The venv (same pins, from PyPI) is
+    # made by that python3 once and cached next to the host venvs; each call
+    # of %{python3} or %{__pytest} is a chroot in a private mount namespace
+    # with the venv, the rpmbuild tree and rpm/ bound at their own paths.
+    case "$python_version" in
+        3.13) suite=trixie ;;
+        3.9) suite=bullseye ;;
+    esac
+    for tool in chroot unshare mount debootstrap; do
+        command -v "$tool" >/dev/null || { echo "build.sh: target $target needs python$python_version:" \
+            "none on this host (\$$base_var, PATH, pyenv) and $tool for a Debian $suite chroot is missing" \
+            "(apt-get install debootstrap, or install python$python_version)" >&2; exit 69; }
+    done
+    if [[ $(id -u) != 0 || ! -e $root/tests/guest.py ]]; then
+        echo "build.sh: target $target needs python$python_version: none on this host (\$$base_var," \
+             "PATH, pyenv); a Debian $suite chroot instead needs root and tests/guest.py (a git checkout)" >&2
+        exit 69
+    fi
+    echo "== python$python_version: none on this host; using Debian $suite's in a chroot"
+    chroot_packages=(python3 python3-venv ca-certificates)
+    tarball="$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from guest import pristine_tarball
+print(pristine_tarball(tuple(sys.argv[3:]), suite=sys.argv[2]))' "$root/tests" "$suite" "${chroot_packages[@]}")"
+    chroot_dir="$(mktemp -d /var/tmp/ecr-login-rpm-python-XXXXXX)"
+    trap 'rm -rf --one-file-system "$chroot_dir"' EXIT
+    chroot_root="$chroot_dir/root"
+    mkdir "$chroot_root"
+    case "$tarball" in
+        *.zst) zstd -dc "$tarball" ;;
+        *) gzip -dc "$tarball" ;;
+    esac | tar -C "$chroot_root" --numeric-owner -xf -
+    # pip in the chroot reaches PyPI as the host does: its resolver and its
+    # trust store (a TLS-inspecting proxy's CA included).
+    cp -L /etc/resolv.conf "$chroot_root/etc/resolv.conf" 2>/dev/null || true
+    cp -L /etc/ssl/certs/ca-certificates.crt "$chroot_root/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || true
+    mkdir -p "$chroot_root/opt/rpm-build-venv"
+    venv="$cache/rpm-build-python-$target-$suite-$(printf '%s\n' "$(basename "$tarball")" "${host_pins[@]}" | sha256sum | cut -c1-12)"
+    mkdir -p "$venv"
+    # bin/python and bin/pytest: what %{python3} and %{__pytest} run. Binds
+    # are made in a mount namespace of the call's own, so none outlives it.
+    mkdir "$chroot_dir/bin"
+    for script in python pytest; do
+        cat >"$chroot_dir/bin/$script" <<WRAPPER
+#!/bin/bash
+# $script of Debian $suite's python$python_version (rpm/build.sh: no python$python_version on this host).
+exec unshare --mount --propagation private /bin/bash -euc '
+root=\$1 venv=\$2 cwd=\$3; shift 3
+mount --bind /dev "\$root/dev"
+mount -t proc proc "\$root/proc"
+mount --bind "\$venv" "\$root/opt/rpm-build-venv"
+for dir in $(printf '%q ' "$topdir" "$here") \${TMPDIR:+"\$TMPDIR"}; do
+    mkdir -p "\$root\$dir"
+    mount --bind "\$dir" "\$root\$dir"
+done
+exec chroot "\$root" /bin/sh -c "cd \"\\\$0\" && exec \"\\\$@\"" "\$cwd" "\$@"
+' chroot-$script $(printf '%q' "$chroot_root") $(printf '%q' "$venv") "\$PWD" /opt/rpm-build-venv/bin/$script "\$@"
+WRAPPER
+        chmod +x "$chroot_dir/bin/$script"
+    done
+    (
+        flock 9
+        if [[ ! -e $venv/.complete ]]; then
+            find "$venv" -mindepth 1 -delete
+            env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+                ${http_proxy:+http_proxy=$http_proxy} \
+                ${https_proxy:+https_proxy=$https_proxy} ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} \
+                unshare --mount --propagation private /bin/bash -euc '
+                    root=$1 venv=$2; shift 2
+                    mount --bind "$venv" "$root/opt/rpm-build-venv"
+                    mount --bind /dev "$root/dev"
+                    mount -t proc proc "$root/proc"
+                    exec chroot "$root" /bin/sh -euc "python3 -m venv /opt/rpm-build-venv
+                        exec /opt/rpm-build-venv/bin/python -m pip install -q --disable-pip-version-check \"\$@\"" sh "$@"
+                ' venv-setup "$chroot_root" "$venv" "${host_pins[@]}"
+            touch "$venv/.complete"
+        fi
+    ) 9>"$cache/.rpm-build-python.lock"
+    host_python="$chroot_dir/bin/python"
+fi
 
 # --- 3. rpmbuild ------------------------------------------------------------
 macros=(--load "$here/target-$target.macros" --load "$here/macros.buildhost"
