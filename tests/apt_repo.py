@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from conftest import require_tool
@@ -109,7 +110,8 @@ class SignedRepository:
 
     def assert_downloaded(self, package: Path) -> None:
         """The guest fetched ``package`` from this repository's pool (not from a file given to apt)."""
-        assert any(f"/pool/main/e/ecr-login/{package.name}" in line for line in self.requested), self.requested
+        wanted = f"/pool/main/e/ecr-login/{package.name}"
+        assert any(wanted in unquote(line) for line in self.requested), (wanted, self.requested)
 
 
 @contextmanager
