@@ -157,12 +157,12 @@ else
              "PATH, pyenv); a Debian $suite chroot instead needs root and tests/guest.py (a git checkout)" >&2
         exit 69
     fi
-    echo "== python$python_version: none on this host; using Debian $suite's in a chroot"
     chroot_packages=(python3 python3-venv ca-certificates)
     tarball="$(/usr/bin/python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from guest import pristine_tarball
 print(pristine_tarball(tuple(sys.argv[3:]), suite=sys.argv[2]))' "$root/tests" "$suite" "${chroot_packages[@]}")"
     chroot_dir="$(mktemp -d /var/tmp/ecr-login-rpm-python-XXXXXX)"
     trap 'rm -rf --one-file-system "$chroot_dir"' EXIT
+    echo "== python$python_version: none on this host; using Debian $suite's in a chroot of $chroot_dir"
     chroot_root="$chroot_dir/root"
     mkdir "$chroot_root"
     case "$tarball" in

@@ -13,13 +13,14 @@ to the guest tests; here everything runs without booting anything.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,13 @@ SCRIPTLET_TAGS = {"pre": "PREIN", "post": "POSTIN", "preun": "PREUN", "postun": 
 UNEXPANDED_MACRO = re.compile(r"%[{(!?A-Za-z_]")
 #: target -> (dist tag, Python version) (rpm/target-*.macros).
 TARGETS = {"fedora": (".fc42", "3.13"), "el9": (".el9", "3.9")}
+#: Without python3.X on the host, rpm/build.sh runs the build's python steps
+#: with the python3 of a Debian release that has 3.X, in a chroot of
+#: tests/guest.py's cached tarball (its suite and packages, as in build.sh).
+CHROOT_SUITES = {"3.13": "trixie", "3.9": "bullseye"}
+CHROOT_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+#: importlib.util.MAGIC_NUMBER of each version (first two bytes of a .pyc).
+PYC_MAGIC = {"3.13": 3571, "3.9": 3425}
 
 
 def _rpm_adds_sysusers_provides() -> bool:
@@ -74,26 +82,48 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None 
     return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, env=env, cwd=cwd)
 
 
-def target_python(version: str) -> str:
-    """An interpreter of ``version`` on this host (as rpm/build.sh finds it)."""
-    found = shutil.which(f"python{version}")
+def target_python(version: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """An interpreter of ``version`` on this host, found as rpm/build.sh finds it
+    ($PYTHON3_X, else python3.X on PATH but not a pyenv shim, else pyenv's
+    newest); None when there is none (build.sh then uses a Debian chroot)."""
+    explicit = environ.get(f"PYTHON{version.replace('.', '_')}")
+    if explicit:
+        return explicit
+    found = shutil.which(f"python{version}", path=environ.get("PATH", os.defpath))
     if found and "/shims/" not in found:
         return found
-    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}"))
-    if candidates:
-        return candidates[-1]
-    return require_tool(f"python{version}")  # skips (fails in CI) naming it
+    pyenv = environ.get("PYENV_ROOT") or os.path.join(environ.get("HOME", os.path.expanduser("~")), ".pyenv")
+    candidates = sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}"), key=_version_key)
+    return candidates[-1] if candidates else None
 
 
-def build(outdir: Path, *extra: str, target: str = "fedora") -> RpmBuild:
+def _version_key(path: str) -> list[int]:
+    """sort -V for .../versions/3.9.18/...: 3.9.18 after 3.9.9."""
+    return [int(part) for part in re.findall(r"\d+", path.split("/versions/")[-1].split("/")[0])]
+
+
+def require_chroot_support(version: str) -> None:
+    """What rpm/build.sh's Debian chroot for python``version`` needs (skips, or fails in CI)."""
+    for tool in ("debootstrap", "unshare", "chroot", "mount"):
+        require_tool(tool)
+    if os.geteuid() != 0:
+        reason = f"no python{version} on this host, and rpm/build.sh's Debian chroot for it needs root"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def build(outdir: Path, *extra: str, target: str = "fedora", env: Mapping[str, str] | None = None) -> RpmBuild:
     for tool in ("make", "rpmbuild", "rpm", "/usr/bin/python3"):
         require_tool(tool)
-    target_python(TARGETS[target][1])
+    environ = dict(os.environ if env is None else env)
+    if target_python(TARGETS[target][1], environ) is None:
+        require_chroot_support(TARGETS[target][1])
     # No git: the source tarball is `make dist` of the tree.
-    env = {**os.environ, "GIT_DIR": "/nonexistent"}
-    result = run([str(REPO_ROOT / "rpm" / "build.sh"), "--target", target, "--outdir", str(outdir), "--no-lint", *extra],
-                 env=env)
+    result = run(
+        [str(REPO_ROOT / "rpm" / "build.sh"), "--target", target, "--outdir", str(outdir), "--no-lint", *extra],
+        env={**environ, "GIT_DIR": "/nonexistent"},
+    )
     log = result.stdout + result.stderr
     if result.returncode != 0:
         pytest.fail(f"rpm/build.sh failed with exit {result.returncode}:\n{log[-6000:]}")
@@ -433,27 +463,108 @@ def test_launcher_is_plain_and_runs_with_the_targets_python(
     rpm_build: RpmBuild, rpm_build_el9: RpmBuild, target: str, tmp_path: Path
 ) -> None:
     build = rpm_build if target == "fedora" else rpm_build_el9
-    (tmp_path / "payload").mkdir()
-    root = unpack(build.binary, tmp_path / "payload")
+    with interpreter_of(build.python_version, tmp_path) as (python, where, seen_as):
+        unpack(build.binary, where)
+        launcher_runs_with(python, where, seen_as, build, tmp_path)
+
+
+@contextlib.contextmanager
+def interpreter_of(version: str, tmp_path: Path) -> Iterator[tuple[list[str], Path, Path]]:
+    """(argv running python``version``, a directory to unpack a payload into,
+    that directory as the interpreter sees it): the host's python3.X, else
+    (as rpm/build.sh) the python3 of a Debian release with 3.X, in a chroot."""
+    python = target_python(version)
+    if python is not None:
+        (tmp_path / "payload").mkdir()
+        yield [python], tmp_path / "payload", tmp_path / "payload"
+        return
+    require_chroot_support(version)
+    from guest import pristine_tarball
+
+    tarball = pristine_tarball(CHROOT_PACKAGES, suite=CHROOT_SUITES[version])
+    decompress = ["zstd", "-dc"] if tarball.name.endswith(".zst") else ["gzip", "-dc"]
+    with tempfile.TemporaryDirectory(prefix="ecr-login-rpm-python-", dir="/var/tmp") as directory:
+        tree = Path(directory)
+        unpacking = subprocess.Popen([*decompress, str(tarball)], stdout=subprocess.PIPE)
+        tar = subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", "-"], stdin=unpacking.stdout, check=False)
+        assert unpacking.stdout is not None
+        unpacking.stdout.close()
+        assert unpacking.wait() == 0 and tar.returncode == 0
+        (tree / "srv/payload").mkdir(parents=True)
+        yield [require_tool("chroot"), str(tree), f"/usr/bin/python{version}"], tree / "srv/payload", Path("/srv/payload")
+
+
+def launcher_runs_with(python: list[str], root: Path, seen_as: Path, build: RpmBuild, tmp_path: Path) -> None:
+    """The payload unpacked in ``root`` (``seen_as`` by ``python``) runs as the target runs it."""
     launcher = (root / "usr/bin" / NAME).read_text()
-    options = "-sP" if target == "fedora" else "-s"
+    options = "-sP" if build.target == "fedora" else "-s"
     assert launcher.splitlines()[0] == f"#!/usr/bin/python3 {options}"
     # pip's launcher: an import and a call, no importlib.metadata lookup.
     assert "from ecr_login_pkg.cli import run" in launcher and "importlib" not in launcher
-    python = target_python(build.python_version)
-    sitelib = root / build.sitelib.lstrip("/")
+    version = run([*python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).stdout.strip()
+    assert version == build.python_version, python
+    sitelib = seen_as / build.sitelib.lstrip("/")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(sitelib), "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(tmp_path)}
-    shown = run([python, "-S", "-s", "-c", _SHOW_PATHS], env=env, cwd=tmp_path)
+    shown = run([*python, "-S", "-s", "-c", _SHOW_PATHS], env=env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     module, *path = shown.stdout.splitlines()
     assert module.startswith(str(sitelib) + "/ecr_login_pkg/"), module
     assert not [entry for entry in path if "dist-packages" in entry or entry.startswith("/usr/lib/python3/")], path
     for argv, code in ((["--version"], 0), (["--help"], 0), (["--no-such-option"], 64)):
-        done = run([python, "-S", "-s", str(root / "usr/bin" / NAME), *argv], env=env, cwd=tmp_path)
+        done = run([*python, "-S", "-s", str(seen_as / "usr/bin" / NAME), *argv], env=env, cwd=tmp_path)
         assert done.returncode == code, (argv, done.stderr)
-    assert run([python, "-S", "-s", str(root / "usr/bin" / NAME), "--version"], env=env, cwd=tmp_path).stdout.strip() == (
+    assert run([*python, "-S", "-s", str(seen_as / "usr/bin" / NAME), "--version"], env=env, cwd=tmp_path).stdout.strip() == (
         f"{NAME} {VERSION}"
     )
+
+
+def without_host_pythons() -> dict[str, str]:
+    """This environment as a stock Debian 12 sees it: no python3.13 or python3.9
+    to find (no $PYTHON3_X, no pyenv, no PATH entry holding either)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON3_", "PYENV"))}
+    env["PYENV_ROOT"] = "/nonexistent"
+    versions = [version for _, version in TARGETS.values()]
+    path = env.get("PATH", os.defpath).split(os.pathsep)
+    kept = [d for d in path if "pyenv" not in d and not any(os.access(os.path.join(d, f"python{v}"), os.X_OK) for v in versions)]
+    if "/usr/bin" in path and "/usr/bin" not in kept:
+        pytest.skip("/usr/bin holds python3.13 or python3.9: this host cannot hide them (not a Debian 12)")
+    env["PATH"] = os.pathsep.join(kept)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["fedora", "el9"])
+def test_a_host_without_the_targets_python_builds_the_same_package_in_a_debian_chroot(
+    rpm_build: RpmBuild, rpm_build_el9: RpmBuild, target: str, tmp_path: Path
+) -> None:
+    """A stock Debian 12 (python3 3.11 only) builds both targets: rpm/build.sh runs
+    the python steps with trixie's 3.13 or bullseye's 3.9 in a chroot, and the
+    package is the one a host python3.X builds.
+
+    Costs about 6 s (fedora) and 8 s (el9) with a warm cache, against about
+    4 s with a host python; the first run on a host also debootstraps trixie
+    and bullseye (about 40 s and 60 MB of cache each) and fills each chroot's
+    venv from PyPI (about 5 s).
+    """
+    env = without_host_pythons()
+    version = TARGETS[target][1]
+    assert target_python(version, env) is None, "the host's python is not hidden"
+    chrooted = build(tmp_path / "out", target=target, env=env)
+    used = re.search(rf"using Debian {CHROOT_SUITES[version]}'s in a chroot of (/var/tmp/\S+)$", chrooted.log, re.MULTILINE)
+    assert used, chrooted.log[:3000]
+    assert not Path(used.group(1)).exists(), "build.sh left its chroot tree behind"
+    assert re.search(rf"Imported \d+ modules with Python {re.escape(version)}\.\d+", chrooted.log), chrooted.log[-3000:]
+    assert re.search(r"=+ \d+ passed", chrooted.log), "no %check pytest run in the chroot"
+    reference = rpm_build if target == "fedora" else rpm_build_el9
+    for what in ("--list", "--requires", "--provides", "--scripts"):
+        assert query(chrooted.binary, what) == query(reference.binary, what), what
+    assert f"python(abi) = {version}" in query(chrooted.binary, "--requires").splitlines()
+    (tmp_path / "payload").mkdir()
+    root = unpack(chrooted.binary, tmp_path / "payload")
+    compiled = sorted((root / chrooted.sitelib.lstrip("/")).rglob("*.pyc"))
+    tag = "cpython-" + version.replace(".", "")
+    assert compiled and all(f".{tag}." in path.name for path in compiled), compiled
+    assert {int.from_bytes(path.read_bytes()[:2], "little") for path in compiled} == {PYC_MAGIC[version]}
 
 
 # --- install and remove in a Debian tree (no systemd running) ---------------------
