@@ -162,6 +162,8 @@ else
 print(pristine_tarball(tuple(sys.argv[3:]), suite=sys.argv[2]))' "$root/tests" "$suite" "${chroot_packages[@]}")"
     chroot_dir="$(mktemp -d /var/tmp/ecr-login-rpm-python-XXXXXX)"
     trap 'rm -rf --one-file-system "$chroot_dir"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     echo "== python$python_version: none on this host; using Debian $suite's in a chroot of $chroot_dir"
     chroot_root="$chroot_dir/root"
     mkdir "$chroot_root"
