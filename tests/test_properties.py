@@ -145,6 +145,8 @@ GOOD_VALUES = {
     "metrics_file": st.just("/var/lib/prometheus/node-exporter/ecr-login.prom"),
     "timeout": st.sampled_from(["5s", "2m", "120"]),
     "lock_timeout": st.sampled_from(["0", "1s", "60"]),
+    "hooks_dir": st.sampled_from(["/etc/ecr-login/hooks.d", "/srv/hooks"]),
+    "hook_timeout": st.sampled_from(["1", "30s", "1h"]),
     "host": valid_hosts().map(lambda v: v[1]),
     "account": ACCOUNTS,
     "store_as": st.sampled_from(["127.0.0.1:5000", "mirror.example.org", "localhost:5001"]),

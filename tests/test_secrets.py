@@ -299,20 +299,29 @@ def test_files_are_0600_and_directories_0700_whatever_the_umask(ecr, aws_env, wr
 
 
 def test_a_symlink_planted_at_the_temp_file_name_is_not_followed(tmp_path, monkeypatch) -> None:
-    """The temp name is random; pin the randomness so the attacker 'guesses' it, and plant a link there."""
+    """An attacker who wins the race to the temp name (a link planted there just before it is
+    opened) gets nothing: the temp file is made with O_EXCL, so another name is taken."""
     target = tmp_path / "config.json"
     target.write_text('{"auths": {}}')
     victim = tmp_path / "victim"
     victim.write_text("precious")
-    monkeypatch.setattr(os, "urandom", lambda n: b"\x00" * n)
-    planted = tmp_path / f"{fsutil.TEMP_PREFIX}{'00' * 6}.tmp"
-    planted.symlink_to(victim)
-    with pytest.raises(EcrLoginError):
-        fsutil.atomic_write(str(target), b'{"auths": {"x": {}}}', 0o600)
+    real_open = os.open
+    planted: list[str] = []
+
+    def open_after_planting(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = os.path.basename(os.fsdecode(path))
+        if name.startswith(fsutil.TEMP_PREFIX) and name.endswith(".tmp") and not planted:
+            os.symlink(victim, path)
+            planted.append(os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_planting)
+    fsutil.atomic_write(str(target), b'{"auths": {"x": {}}}', 0o600)
     monkeypatch.undo()
+    assert planted, "the temp file was not made through os.open: this test proves nothing"
     assert victim.read_text() == "precious"
-    assert planted.is_symlink() and os.readlink(planted) == str(victim)
-    assert target.read_text() == '{"auths": {}}'
+    assert os.path.islink(planted[0]) and os.readlink(planted[0]) == str(victim)
+    assert target.read_text() == '{"auths": {"x": {}}}' and not target.is_symlink()
 
 
 def test_a_symlink_planted_as_the_state_file_is_not_followed(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
