@@ -91,9 +91,9 @@ stdeb:
 	cp $(OUT)/build/stdeb/src/deb_dist/*.deb $(OUT)/stdeb/
 	@ls -l $(OUT)/stdeb/*.deb
 
-lint: deb
-	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy ecr_login_pkg
+lint: setup deb
+	$(VENV_BIN)/python -m ruff check .
+	$(VENV_BIN)/python -m mypy ecr_login_pkg
 	lintian --fail-on error,warning --pedantic --info $(DEB) $(CHANGES)
 
 # Set-up for a fresh Debian 12 machine: apt packages, then $(VENV) with the pip
