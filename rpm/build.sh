@@ -154,7 +154,7 @@ else
     done
     if [[ $(id -u) != 0 || ! -e $root/tests/guest.py ]]; then
         echo "build.sh: target $target needs python$python_version: none on this host (\$$base_var," \
-             "PATH, pyenv); a Debian $suite chroot instead needs root and tests/guest.py (a git checkout)" >&2
+             "PATH, pyenv); a Debian $suite chroot instead needs root and tests/guest.py" >&2
         exit 69
     fi
     chroot_packages=(python3 python3-venv ca-certificates)
