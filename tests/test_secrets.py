@@ -34,7 +34,6 @@ from conftest import REPO_ROOT, require_tool, run_ecr_login, use_helper
 from standin_ecr import BEHAVIOURS, DEFAULT_SECRET_ACCESS_KEY
 
 from ecr_login_pkg import fsutil
-from ecr_login_pkg.errors import EcrLoginError
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 EU_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
