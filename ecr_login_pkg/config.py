@@ -7,7 +7,6 @@ and a fix, so nothing downstream ever sees a half-valid configuration.
 from __future__ import annotations
 
 import configparser
-import difflib
 import os
 import re
 import stat
@@ -111,6 +110,8 @@ def parse_duration(text: str) -> float:
 
 
 def _hint(key: str, known: set[str], what: str = "keys") -> str:
+    import difflib  # only a misspelt key needs it
+
     close = difflib.get_close_matches(key, sorted(known), n=1)
     return f"did you mean '{close[0]}'?" if close else f"known {what}: {', '.join(sorted(known))}"
 

@@ -23,7 +23,6 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -140,6 +139,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True
         pass  # the write below fails with its own message (a parent that is a file, no permission)
     directory = os.path.dirname(os.path.abspath(path))
     try:
+        import tempfile  # only a run that writes needs it (with shutil and random)
+
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=directory)  # 0600, O_EXCL
     except OSError as exc:
         raise _write_error(path, exc) from None
