@@ -1,17 +1,20 @@
 #!/bin/bash
 # demo/demo.sh — what `make demo` runs: ecr-login on a real systemd, end to end.
 #
-#  1. builds the .deb (make deb);
+#  1. builds the .deb (make deb) and a signed apt repository of it
+#     (tools/make-repo.sh, what make repo runs; a throwaway key, all in the
+#     temp folder);
 #  2. starts, on this host's loopback, a stand-in ECR API (tests/standin_ecr.py,
 #     through demo/standin.py, which keeps a count of the calls it answered)
 #     and a docker-registry with htpasswd auth, both knowing one random
 #     password (kept in a file, never on a command line), and pushes a tiny
-#     image into the registry;
+#     image into the registry; and serves the apt repository over HTTP;
 #  3. boots a pristine Debian 12 with systemd-nspawn (tests/guest.py; the
 #     debootstrap tarball is built once, about 80 s, then cached in
 #     /var/cache/ecr-login-tests) with the docker CLI in it (see below);
 #  4. in the guest: the docker CLI (see below); /etc/default/ecr-login (stand-in
-#     credentials, region, endpoint) first, then apt-get install ./ecr-login_*.deb;
+#     credentials, region, endpoint) first, then the repository's
+#     ecr-login.sources and apt-get update && apt-get install ecr-login, by name;
 #     - waits for a run ecr-login.timer's schedule starts (its first tick, 2 min
 #       after boot) and shows `systemctl list-timers` with its LAST time and the
 #       journal of that run (the package's start of the timer may have run the
@@ -123,14 +126,18 @@ EOF
 }
 
 # --- 1. the package -------------------------------------------------------------
-bold "1. Build the package: make deb"
+bold "1. Build the package and its signed apt repository: make deb, make repo"
 make --no-print-directory deb >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; die "make deb failed (log above)"; }
 version="$(dpkg-parsechangelog -S Version)"   # the Debian version: upstream-revision
 deb="out/ecr-login_${version}_all.deb"
 [[ -f $deb ]] || die "make deb did not produce $deb"
-mkdir "$work/srv"
-cp "$deb" "$work/srv/"
 note "$(ls -l "$deb")"
+repo_url="http://127.0.0.1:$(free_port)"
+printf '\n$ tools/make-repo.sh --uri %s --out %s %s   (what make repo REPO_URI=%s runs)\n' \
+    "$repo_url" "$work/repo" "$deb" "$repo_url"
+tools/make-repo.sh --uri "$repo_url" --out "$work/repo" "$deb" 2>&1 | sed 's/^/   /' \
+    || die "tools/make-repo.sh failed"
+note "(a throwaway signing key made for this build; REPO_KEY= names your own)"
 
 # --- 2. stand-in ECR API and registry on loopback --------------------------------
 bold "2. Stand-in ECR API and docker-registry on 127.0.0.1"
@@ -158,6 +165,11 @@ calls_file="$work/ecr-calls.json"
 pids+=($!)
 wait_http "http://127.0.0.1:$ecr_port/" "${pids[-1]}" || { cat "$work/standin.log"; die "the stand-in ECR API did not start"; }
 note "ECR API:   http://127.0.0.1:$ecr_port (stand-in; its default registry is the one above)"
+
+"$PYTHON" -m http.server --bind 127.0.0.1 --directory "$work/repo" "${repo_url##*:}" >"$work/repo.log" 2>&1 &
+pids+=($!)
+wait_http "$repo_url/dists/stable/InRelease" "${pids[-1]}" || { cat "$work/repo.log"; die "the apt repository server did not start"; }
+note "apt repo:  $repo_url (the signed repository of step 1, static files over HTTP)"
 
 ecr_calls() {  # ecr_calls: "N (GetAuthorizationToken: n, ...)", the calls the stand-in has answered
     sleep 0.3  # the count file follows the stand-in within 0.05 s
@@ -191,7 +203,7 @@ note "pushed:    $registry/demo/hello:v1"
 bold "3. Boot a pristine Debian 12 guest (systemd-nspawn --boot)"
 note "(the first run debootstraps the pristine image, about 80 s, cached in /var/cache/ecr-login-tests; later runs reuse it)"
 "$PYTHON" tests/guest.py tarball >/dev/null
-binds=(--bind-ro "$work/srv:/srv")
+binds=()   # no package file: the guest installs from the apt repository
 if [[ $docker_from == host ]]; then
     binds+=(--bind-ro "$(readlink -f "$host_docker"):$GUEST_DOCKER")
 fi
@@ -284,12 +296,22 @@ EOF
 show cat /etc/systemd/system/ecr-login.timer.d/demo.conf
 
 # --- 6. the package ----------------------------------------------------------------------------
-bold "6. Install the package with apt"
+bold "6. Install the package by name from the signed apt repository"
 note "calls the stand-in ECR API has answered so far: $(ecr_calls)"
-printf '\n%s# apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold /srv/%s\n' "$prompt" "$(basename "$deb")"
+printf '\n%s# cp ecr-login.sources /etc/apt/sources.list.d/   (from make repo; the key is inline in Signed-By:)\n' "$prompt"
+guest sh -c 'cat > /etc/apt/sources.list.d/ecr-login.sources' <"$work/repo/ecr-login.sources"
+printf '\n%s# grep -v "^ " /etc/apt/sources.list.d/ecr-login.sources   (all but the key block)\n' "$prompt"
+guest grep -v '^ ' /etc/apt/sources.list.d/ecr-login.sources | sed 's/^/   /'
+printf '\n%s# apt-get update\n' "$prompt"
+guest apt-get -q update 2>&1 | grep -F "$repo_url" | sed 's/^/   /' || die "apt-get update in the guest failed"
+show apt-cache policy ecr-login
+printf '\n%s# apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold ecr-login\n' "$prompt"
 guest env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "/srv/$(basename "$deb")" \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold ecr-login \
     2>&1 | grep -E '^(Setting up|Created symlink|Unpacking) ' || true
+[[ $(guest dpkg-query -W -f='${Status}' ecr-login 2>/dev/null) == "install ok installed" ]] \
+    || die "apt-get install ecr-login from the repository failed"
+note "(ecr-login by name from $repo_url: apt checked InRelease's signature against the key in Signed-By:)"
 note "(--force-confold: keep the /etc/default/ecr-login written above, not the package's commented one)"
 for ((i = 0; i < 240; i++)); do   # a run the install started: let it finish before reading its journal
     [[ $(unit_property ecr-login.service ActiveState) == activating ]] || break
