@@ -692,11 +692,7 @@ class Guest:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        self.pid1 = None
-        for cgroup in self._cgroups:
-            _remove_cgroup(cgroup)
-        self._cgroups = []
-        shutil.rmtree(_propagate_dir(self.name), ignore_errors=True)
+        self._release_host_side()
         if self.workdir.exists():
             if self.keep:
                 (self.workdir / "record.json").unlink(missing_ok=True)
@@ -705,6 +701,14 @@ class Guest:
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
         _remove_guests_dir_if_empty()
+
+    def _release_host_side(self) -> None:
+        """What a stopped guest leaves on the host: its cgroups and nspawn's propagate folder."""
+        self.pid1 = None
+        for cgroup in self._cgroups:
+            _remove_cgroup(cgroup)
+        self._cgroups = []
+        shutil.rmtree(_propagate_dir(self.name), ignore_errors=True)
 
     def _write_record(self) -> None:
         owner = os.getpid()
@@ -738,11 +742,7 @@ class Guest:
             except subprocess.TimeoutExpired:
                 self._process = process
                 raise GuestError(f"the guest did not power off within {timeout:.0f} s:\n{self.console_text()}") from None
-        self.pid1 = None
-        for cgroup in self._cgroups:
-            _remove_cgroup(cgroup)
-        self._cgroups = []
-        shutil.rmtree(_propagate_dir(self.name), ignore_errors=True)
+        self._release_host_side()
         self._write_record()
 
     def boot(self) -> None:
