@@ -75,7 +75,7 @@ def test_journal_and_units(guest: Guest) -> None:
 def test_guest_reaches_host_loopback(guest: Guest) -> None:
     # The tests' servers run on the host's 127.0.0.1; the guest shares the network.
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0"],
+        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],  # -u: its first line now
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
