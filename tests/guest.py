@@ -96,6 +96,22 @@ _NAME_PREFIX = "ecrl-"
 _CGROUP_PREFIX = "ecr-login-guest-"
 
 
+def unpack_tarball(tarball: Path, root: Path) -> None:
+    """Unpack a pristine tarball (:func:`pristine_tarball`) into ``root``, owners and attributes kept."""
+    decompress = ["gzip", "-dc"] if str(tarball).endswith(".gz") else ["zstd", "-dc"]
+    with open(tarball, "rb") as source:
+        unpack = subprocess.Popen(decompress, stdin=source, stdout=subprocess.PIPE)
+        assert unpack.stdout is not None
+        tar = subprocess.run(
+            ["tar", "-C", str(root), "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", "-"],
+            stdin=unpack.stdout,
+            check=False,
+        )
+        unpack.stdout.close()
+        if unpack.wait() != 0 or tar.returncode != 0:
+            raise GuestError(f"unpacking {tarball} failed")
+
+
 class GuestError(RuntimeError):
     """The guest could not be built, booted or stopped."""
 
@@ -583,18 +599,7 @@ class Guest:
         self._write_record()
         started = time.monotonic()
         self.root.mkdir()
-        decompress = ["gzip", "-dc"] if str(tarball).endswith(".gz") else ["zstd", "-dc"]
-        with open(tarball, "rb") as source:
-            unpack = subprocess.Popen(decompress, stdin=source, stdout=subprocess.PIPE)
-            assert unpack.stdout is not None
-            tar = subprocess.run(
-                ["tar", "-C", str(self.root), "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", "-"],
-                stdin=unpack.stdout,
-                check=False,
-            )
-            unpack.stdout.close()
-            if unpack.wait() != 0 or tar.returncode != 0:
-                raise GuestError(f"unpacking {tarball} failed")
+        unpack_tarball(tarball, self.root)
         self.timings["unpack"] = time.monotonic() - started
         self._boot()
         return self

@@ -74,14 +74,11 @@ def trixie_tarball() -> Path:
 @pytest.fixture
 def trixie(trixie_tarball: Path) -> Iterator[Path]:
     """A fresh copy of the cached trixie tree (not under /tmp: other tests walk /tmp)."""
-    decompress = ["zstd", "-dc"] if trixie_tarball.name.endswith(".zst") else ["gzip", "-dc"]
     with tempfile.TemporaryDirectory(prefix="ecr-login-trixie-", dir="/var/tmp") as directory:
+        from guest import unpack_tarball
+
         root = Path(directory)
-        unpack = subprocess.Popen([*decompress, str(trixie_tarball)], stdout=subprocess.PIPE)
-        tar = subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-xf", "-"], stdin=unpack.stdout, check=False)
-        assert unpack.stdout is not None
-        unpack.stdout.close()
-        assert unpack.wait() == 0 and tar.returncode == 0
+        unpack_tarball(trixie_tarball, root)
         yield root
 
 

@@ -479,17 +479,12 @@ def interpreter_of(version: str, tmp_path: Path) -> Iterator[tuple[list[str], Pa
         yield [python], tmp_path / "payload", tmp_path / "payload"
         return
     require_chroot_support(version)
-    from guest import pristine_tarball
+    from guest import pristine_tarball, unpack_tarball
 
     tarball = pristine_tarball(CHROOT_PACKAGES, suite=CHROOT_SUITES[version])
-    decompress = ["zstd", "-dc"] if tarball.name.endswith(".zst") else ["gzip", "-dc"]
     with tempfile.TemporaryDirectory(prefix="ecr-login-rpm-python-", dir="/var/tmp") as directory:
         tree = Path(directory)
-        unpacking = subprocess.Popen([*decompress, str(tarball)], stdout=subprocess.PIPE)
-        tar = subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", "-"], stdin=unpacking.stdout, check=False)
-        assert unpacking.stdout is not None
-        unpacking.stdout.close()
-        assert unpacking.wait() == 0 and tar.returncode == 0
+        unpack_tarball(tarball, tree)
         (tree / "srv/payload").mkdir(parents=True)
         yield [require_tool("chroot"), str(tree), f"/usr/bin/python{version}"], tree / "srv/payload", Path("/srv/payload")
 
@@ -573,7 +568,7 @@ def test_a_host_without_the_targets_python_builds_the_same_package_in_a_debian_c
 @pytest.fixture
 def debian_tree() -> Iterator[Path]:
     """A fresh copy of the guest tests' pristine Debian 12 tree."""
-    from guest import pristine_tarball, unsupported_reasons
+    from guest import pristine_tarball, unpack_tarball, unsupported_reasons
 
     reasons = unsupported_reasons()
     if reasons:
@@ -581,14 +576,9 @@ def debian_tree() -> Iterator[Path]:
             pytest.fail("; ".join(reasons))
         pytest.skip("; ".join(reasons))
     tarball = pristine_tarball()
-    decompress = ["zstd", "-dc"] if tarball.name.endswith(".zst") else ["gzip", "-dc"]
     with tempfile.TemporaryDirectory(prefix="ecr-login-rpm-root-", dir="/var/tmp") as directory:
         tree = Path(directory)
-        unpack = subprocess.Popen([*decompress, str(tarball)], stdout=subprocess.PIPE)
-        tar = subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", "-"], stdin=unpack.stdout, check=False)
-        assert unpack.stdout is not None
-        unpack.stdout.close()
-        assert unpack.wait() == 0 and tar.returncode == 0
+        unpack_tarball(tarball, tree)
         yield tree
 
 
