@@ -6,6 +6,7 @@ import argparse
 import gc
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 from . import __version__
@@ -48,7 +49,30 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _login_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="refresh even when not due")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here")
+    parser.add_argument("--no-hooks", action="store_true", help="run no deploy hooks (hooks_dir) after this run's logins")
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# name: (the line in `ecr-login --help`, the registries' help, the command's own options)
+_COMMAND_PARSERS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], None] | None]] = {
+    "login": ("log in where due (the default command)", "registry hostnames or config section names", _login_options),
+    "status": ("show each login's expiry; non-zero when any is bad", None, _json_option),
+    "logout": ("remove the logins ecr-login stored", None, None),
+    "doctor": ("check, one line each, why this host can or cannot log in", None, _json_option),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. Given ``command``, only that command's parser is built under the top
+    level, which is all a run parses (three argparse parsers fewer for every timer run);
+    without it, all of them, for ``ecr-login --help``."""
     parser = _Parser(
         prog="ecr-login",
         description="Keep Amazon ECR registry logins fresh for docker, podman, skopeo and helm.",
@@ -57,32 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ecr-login {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    login = commands.add_parser("login", help="log in where due (the default command)", epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    login.add_argument("registries", nargs="*", metavar="REGISTRY", help="registry hostnames or config section names")
-    _common(login)
-    login.add_argument("--force", action="store_true", help="refresh even when not due")
-    login.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
-    login.add_argument("--metrics-file", metavar="PATH", help="write Prometheus textfile metrics here")
-    login.add_argument("--no-hooks", action="store_true", help="run no deploy hooks (hooks_dir) after this run's logins")
-
-    status = commands.add_parser("status", help="show each login's expiry; non-zero when any is bad", epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    status.add_argument("registries", nargs="*", metavar="REGISTRY")
-    _common(status)
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-
-    logout = commands.add_parser("logout", help="remove the logins ecr-login stored", epilog=EPILOG,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    logout.add_argument("registries", nargs="*", metavar="REGISTRY")
-    _common(logout)
-
-    doctor = commands.add_parser("doctor", help="check, one line each, why this host can or cannot log in",
-                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    doctor.add_argument("registries", nargs="*", metavar="REGISTRY")
-    _common(doctor)
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, (summary, registries_help, own_options) in _COMMAND_PARSERS.items():
+        if command not in (None, name):
+            continue
+        sub = commands.add_parser(name, help=summary, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("registries", nargs="*", metavar="REGISTRY", help=registries_help)
+        _common(sub)
+        if own_options is not None:
+            own_options(sub)
     return parser
 
 
@@ -130,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     log = Log()
     _catch_sigterm()
     try:
-        args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
+        words = with_default_command(list(sys.argv[1:] if argv is None else argv))
+        args = build_parser(words[0] if words[0] in COMMANDS else None).parse_args(words)
         log.threshold = DEBUG if args.verbose else WARNING if args.quiet else INFO
         overrides = Overrides(
             config_path=args.config,
