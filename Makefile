@@ -134,9 +134,9 @@ demo: setup
 # Takes a few minutes. Options: make bench BENCH_ARGS='--help'. The side experiment
 # on the exit (sys.exit, gc.freeze, os._exit): $(PYTHON) bench/exits.py.
 .PHONY: bench
-bench:
+bench: deb
 	$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r .ci/requirements-bench.txt
-	$(PYTHON) bench/bench.py $(BENCH_ARGS)
+	$(PYTHON) bench/bench.py --deb $(DEB) $(BENCH_ARGS)
 
 # --- repo: added by the signed apt repository (tools/make-repo.sh) -----------
 # make repo REPO_URI=https://apt.example.org/ecr-login [REPO_KEY=fingerprint]

@@ -23,10 +23,21 @@ measures, interleaved round by round, medians of --runs rounds of:
 Peak RSS (/usr/bin/time's %M, from each case's untimed warm-up run) is shown for
 information; it has no goal since #12.
 
-ecr-login runs from a compiled copy of ecr_login_pkg/ through a launcher like the
-Debian package's /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter
-given (default: the real ``python3`` first on PATH, and /usr/bin/python3 when it
-has botocore). Each row names its interpreter. Wall times suffer when other work
+ecr-login runs as the package installs it and, for comparison, from this checkout:
+
+- ``--deb DEB`` (``make bench`` builds the .deb from the working tree and passes it):
+  ``dpkg -i`` into a stock Debian 12 tree (the tests' cached debootstrap: minbase and
+  the package's dependencies, nothing this host added), each run entered with chroot
+  (whose own exec is in the figures). This is what the goals are about: the package
+  on the system it targets.
+- a compiled copy of ecr_login_pkg/ through a launcher like the package's
+  /usr/bin/ecr-login (debian/bin/ecr-login), once per interpreter given (default: the
+  real ``python3`` first on PATH, and /usr/bin/python3 when it has botocore). On this
+  kind of machine /usr/bin/python3 sees python3-openssl, which the machine image
+  installs and ecr-login does not need: botocore's httpsession then imports pyOpenSSL
+  and cryptography (about 35 ms of a forced run).
+
+Each row names its interpreter. Wall times suffer when other work
 shares the CPUs; the CPU-time column much less. The AWS CLI is the one on PATH (a
 pyenv shim is resolved to the script behind it). With --before REV (default: the
 last results before #12) the goals are also computed from REV's bench/results.json
@@ -60,6 +71,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import guest  # noqa: E402
 from local_registry import DOCKER_REGISTRY, LocalRegistry  # noqa: E402
 from standin_ecr import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, StandinECR  # noqa: E402
 
@@ -73,6 +85,9 @@ GOALS = {  # issue #12
 }
 # The last committed results before #12 (standard parts): the "before" of README's table.
 BEFORE = "44b9b11"
+# The key, in the interpreters' table, of the .deb installed in a stock Debian 12 tree (chroot).
+STOCK = "stock:"
+CHROOT = "/usr/sbin/chroot"
 LAUNCHER = '''#!{python}
 # debian/bin/ecr-login (the package's /usr/bin/ecr-login), with the package from the benchmark's
 # compiled copy, found after the standard library as an installed package is.
@@ -110,6 +125,11 @@ class Case:
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)  # user + system of the whole process tree
     rss_kb: list[int] = field(default_factory=list)
+    root: Path | None = None  # the tree the command runs in (chroot); None: this host's
+
+    def host_path(self, seen: str) -> Path:
+        """A path as the command sees it, as this process finds it."""
+        return Path(seen) if self.root is None else self.root / seen.lstrip("/")
 
     def summary(self) -> dict[str, object]:
         return {
@@ -235,6 +255,46 @@ def install_copy(work: Path, pythons: list[str], revision: str | None = None) ->
     return launchers
 
 
+def stock_root(work: Path) -> Path:
+    return work / "stock"
+
+
+def install_stock(work: Path, deb: Path) -> tuple[str, str]:
+    """The .deb installed by dpkg in a stock Debian 12 tree, as a host that installs it has it:
+    the tests' pristine debootstrap (minbase and the package's dependencies, nothing this
+    host added, such as python3-openssl or a site-packages .pth), entered with chroot.
+
+    Returns (label, botocore version). The docker CLI of this host is copied in (Debian 12
+    has none without the daemon). Raises RuntimeError when this host cannot make the tree.
+    """
+    if os.geteuid() != 0:
+        raise RuntimeError("chroot and dpkg need root")
+    missing = guest.missing_tools()
+    if missing:
+        raise RuntimeError(f"missing {', '.join(missing)} (apt-get install systemd-container debootstrap zstd)")
+    root = stock_root(work)
+    root.mkdir()
+    guest.unpack_tarball(guest.pristine_tarball(), root)
+    shutil.copy2(deb, root / "tmp" / deb.name)
+    docker = shutil.which("docker")
+    if docker:
+        shutil.copy2(docker, root / "usr" / "local" / "bin" / "docker")
+    env = {"PATH": guest.GUEST_PATH, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+    done = subprocess.run([CHROOT, str(root), "dpkg", "-i", f"/tmp/{deb.name}"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"dpkg -i {deb.name} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    # pyOpenSSL would be imported by botocore's httpsession (through urllib3.contrib.pyopenssl):
+    # say so in the label, as a host that installed it pays for it
+    probe = subprocess.run(
+        [CHROOT, str(root), "/usr/bin/python3", "-c", "import importlib.util, sys, botocore; "
+         "print(sys.version.split()[0], botocore.__version__, importlib.util.find_spec('OpenSSL') is not None)"],
+        env=env, capture_output=True, text=True, timeout=60, check=True)
+    version, botocore_version, openssl = probe.stdout.split()
+    return (f"{deb.name} on stock Debian 12, python {version}"
+            f"{', with pyOpenSSL' if openssl == 'True' else ''} (chroot)"), botocore_version
+
+
 def registry_hosts(count: int) -> list[tuple[str, str]]:
     """(ECR hostname, region) for ``count`` registries: accounts x the five regions."""
     hosts = []
@@ -245,11 +305,13 @@ def registry_hosts(count: int) -> list[tuple[str, str]]:
     return hosts
 
 
-def isolated_env(base: dict[str, str], home: Path, ecr_url: str) -> dict[str, str]:
-    """A fresh user: its own home, docker config and state; the stand-in's credentials."""
-    home.mkdir(parents=True)
-    (home / ".aws").mkdir()
-    (home / ".aws" / "config").write_text("")
+def isolated_env(base: dict[str, str], host_home: Path, ecr_url: str, root: Path | None = None) -> dict[str, str]:
+    """A fresh user: its own home, docker config and state; the stand-in's credentials.
+    With ``root``, the home is made in that tree and the paths are as seen from inside it."""
+    host_home.mkdir(parents=True)
+    (host_home / ".aws").mkdir()
+    (host_home / ".aws" / "config").write_text("")
+    home = host_home if root is None else Path("/", host_home.relative_to(root))
     env = {k: v for k, v in base.items()
            if not k.startswith(("AWS_", "DOCKER_", "XDG_", "PYTHON", "REGISTRY_AUTH", "ECR_LOGIN", "STATE_DIRECTORY"))}
     env.update({
@@ -260,6 +322,8 @@ def isolated_env(base: dict[str, str], home: Path, ecr_url: str) -> dict[str, st
         "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws" / "credentials"), "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_PAGER": "",
     })
+    if root is not None:  # the tree's own PATH: nothing of this host's (pyenv, ~/.local) is in there
+        env["PATH"] = guest.GUEST_PATH
     return env
 
 
@@ -299,28 +363,40 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
             cases.append(Case(f"pipeline_{count}", f"{count} registries / {len(REGIONS)} regions",
                               "aws | docker login, shell loop", cli, count, command, env, count))
     for python, label in pythons.items():
-        launcher = str(launchers[python])
         tag = tag_of(python)
+        root = stock_root(work) if tag == "stock" else None
+        place = work if root is None else root / "bench"  # where homes and configuration files go
+        inside = [] if root is None else [CHROOT, str(root)]  # how a command enters the tree
+
+        def seen(path: Path, root: Path | None = root) -> str:
+            return str(path if root is None else Path("/", path.relative_to(root)))
+
+        launcher = [*inside, "/usr/bin/ecr-login"] if root else [str(launchers[python])]
+        interpreter = [*inside, "/usr/bin/python3"] if root else [python]
         for count in args.sizes:
             hosts = registry_hosts(count)
             scenario = "1 registry" if count == 1 else f"{count} registries / {len(REGIONS)} regions"
             for store in ("docker", "file"):
-                home = work / f"home-{tag}-{count}-{store}"
-                env = isolated_env(base, home, ecr_url)
-                config = write_config(work / f"ecr-login-{tag}-{count}-{store}.conf", ecr_url, store, hosts, addresses)
+                env = isolated_env(base, place / f"home-{tag}-{count}-{store}", ecr_url, root)
+                config = seen(write_config(place / f"ecr-login-{tag}-{count}-{store}.conf", ecr_url, store, hosts,
+                                           addresses))
                 regions = len({region for _host, region in hosts})
                 cases.append(Case(f"ecr_login_{tag}_{count}_{store}", scenario, f"ecr-login login --force ({store} store)",
-                                  label, count, [launcher, "login", "--force", "--config", str(config)], env, regions))
+                                  label, count, [*launcher, "login", "--force", "--config", config], env, regions,
+                                  root=root))
                 if count in (1, max(args.sizes)):
                     cases.append(Case(f"noop_{tag}_{count}_{store}", f"no-op, {scenario}",
                                       f"ecr-login, nothing due ({store} store)", label, count,
-                                      [launcher, "--config", str(config)], env, 0, repeat=args.noop_repeat))
+                                      [*launcher, "--config", config], env, 0, repeat=args.noop_repeat, root=root))
         alone = BOTOCORE_ALONE.format(url=ecr_url)
         cases.append(Case(f"botocore_{tag}", "botocore alone (the floor)", "import botocore + one ECR client, no call",
-                          label, 1, [python, "-c", alone], isolated_env(base, work / f"home-botocore-{tag}", ecr_url), 0))
+                          label, 1, [*interpreter, "-c", alone],
+                          isolated_env(base, place / f"home-botocore-{tag}", ecr_url, root), 0, root=root))
         pass_env = {k: v for k, v in base.items() if not k.startswith("PYTHON")}
-        cases.append(Case(f"pass_{tag}", "interpreter start", "python3 -c pass", label, 0, [python, "-c", "pass"],
-                          pass_env, 0, repeat=args.noop_repeat))
+        if root is not None:
+            pass_env["PATH"] = guest.GUEST_PATH
+        cases.append(Case(f"pass_{tag}", "interpreter start", "python3 -c pass", label, 0, [*interpreter, "-c", "pass"],
+                          pass_env, 0, repeat=args.noop_repeat, root=root))
     return cases
 
 
@@ -329,7 +405,10 @@ MEASURES = {"s": "median_s", "cpu": "median_cpu_s", "rss": "median_peak_rss_kb"}
 
 
 def tag_of(python: str) -> str:
-    """The short name of an interpreter in case keys: Debian's (the package's) or the local one."""
+    """The short name of an interpreter in case keys: the .deb in a stock Debian 12 tree, this
+    host's Debian python, or the local one."""
+    if python.startswith(STOCK):
+        return "stock"
     return "deb" if python.startswith("/usr/bin/") else "local"
 
 
@@ -530,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the last results before #12; 'none' for no comparison)")
     parser.add_argument("--code", metavar="REV", help="measure ecr_login_pkg as committed at REV (default: the working tree)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 rounds, sizes 1,10 (not for results)")
+    parser.add_argument("--deb", type=Path, metavar="DEB",
+                        help="also measure this .deb installed in a stock Debian 12 tree (make bench builds it "
+                             "from the working tree; needs root and debootstrap)")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(n) for n in ("1,10" if args.quick else args.sizes).split(",")})
     if args.quick:
@@ -571,6 +653,14 @@ def main(argv: list[str] | None = None) -> int:
             registry = stack.enter_context(LocalRegistry(password, workdir=work / f"registry-{index}"))
             addresses.append(registry.address)
         launchers = install_copy(work, list(pythons), args.code)
+        if args.deb is not None:
+            try:
+                label, botocore_version = install_stock(work, args.deb.resolve())
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                print(f"bench: no stock Debian 12 rows: {exc}", file=sys.stderr)
+            else:
+                pythons[STOCK + args.deb.name] = label
+                botocore_versions[label] = botocore_version
         cases = build_cases(args, work, ecr.url, addresses, pythons, launchers, aws)
         by_key = {case.key: case for case in cases}
         # Warm-up, untimed: page cache, pyc files, a first login for the no-op runs; and each
@@ -648,7 +738,7 @@ def check_logins(cases: dict[str, Case], addresses: list[str], sizes: list[int])
     """Every run really logged in: each home's docker config holds an entry for each address it used."""
     for case in cases.values():
         if case.key.startswith(("pipeline_", "ecr_login_")):
-            config = Path(case.env["DOCKER_CONFIG"], "config.json")
+            config = case.host_path(case.env["DOCKER_CONFIG"]) / "config.json"
             auths = json.loads(config.read_text()).get("auths", {})
             missing = [address for address in addresses[:case.registries] if address not in auths]
             if missing:

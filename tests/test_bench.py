@@ -2,17 +2,26 @@
 
 The benchmark itself is run by `make bench`, not by the tests; these check, on
 made-up medians, that a goal is judged against the right yardstick and that the
-before and after of a ratio land in the same row, for each interpreter.
+before and after of a ratio land in the same row, for each interpreter; and, for
+real, that the package as the benchmark installs it (a stock Debian 12 tree, chroot)
+logs in and then has nothing to do.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from guest import require_guest_support
+from standin_ecr import StandinECR
 
-import bench
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import bench  # noqa: E402
 
 INTERPRETERS = {"/usr/bin/python3": "python 3.11.2 (/usr/bin/python3)", "/opt/py/bin/python3": "python 3.12.1 (/opt/py)"}
 
@@ -70,3 +79,51 @@ def test_a_ratio_missing_before_is_shown_as_missing_not_as_zero() -> None:
     row = next(line for line in bench.comparison(before, after, "x").splitlines() if "botocore alone" in line)
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[2] == "-" and cells[3].endswith("x")
+
+
+def test_the_installed_package_gets_its_own_rows() -> None:
+    interpreters = {**INTERPRETERS, f"{bench.STOCK}ecr-login_0.1.0-1_all.deb": "the .deb on stock Debian 12"}
+    cases = summaries(pipeline=0.4, forced=0.19, no_op=0.039)
+    cases |= {key.replace("_deb", "_stock"): value for key, value in cases.items() if "_deb" in key}
+    rows = bench.goal_rows(cases, interpreters, [1, 50])
+    stock = [row for row in rows if row["tag"] == "stock"]
+    assert {row["interpreter"] for row in stock} == {"the .deb on stock Debian 12"}
+    assert {row["numerator"] for row in stock if row["goal"]} >= {"ecr_login_stock_1_docker", "noop_stock_50_file"}
+
+
+def test_a_home_in_the_tree_is_named_as_the_chrooted_run_sees_it(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    env = bench.isolated_env({"PATH": "/root/.pyenv/shims:/usr/bin", "AWS_PROFILE": "mine"},
+                             root / "bench" / "home", "http://127.0.0.1:1", root)
+    assert env["HOME"] == "/bench/home" and env["DOCKER_CONFIG"] == "/bench/home/.docker"
+    assert (root / "bench" / "home" / ".aws" / "config").is_file()
+    assert "pyenv" not in env["PATH"] and "AWS_PROFILE" not in env
+    case = bench.Case("k", "s", "t", "i", 1, [], env, 1, root=root)
+    assert case.host_path(env["DOCKER_CONFIG"]) == root / "bench" / "home" / ".docker"
+
+
+def test_the_package_installed_in_a_stock_debian_12_tree_logs_in_through_chroot(
+    tmp_path: Path, ecr: StandinECR
+) -> None:
+    """What `make bench` measures as the package: the .deb, dpkg-installed in the tests'
+    debootstrapped Debian 12, run with chroot, against the stand-in on loopback."""
+    require_guest_support()
+    out = tmp_path / "out"
+    subprocess.run(["make", "deb", f"OUT={out}"], cwd=REPO, check=True, capture_output=True, timeout=600)
+    (deb,) = out.glob("ecr-login_*_all.deb")
+    label, botocore_version = bench.install_stock(tmp_path, deb)
+    assert label.startswith(f"{deb.name} on stock Debian 12, python 3.11") and "pyOpenSSL" not in label
+    assert botocore_version.startswith("1.29.")
+    root = bench.stock_root(tmp_path)
+    env = bench.isolated_env(dict(os.environ), root / "bench" / "home", ecr.url, root)
+    config = bench.write_config(root / "bench" / "ecr-login.conf", ecr.url, "file",
+                                bench.registry_hosts(1), ["127.0.0.1:5999"])
+    command = [bench.CHROOT, str(root), "/usr/bin/ecr-login", "--config", "/bench/ecr-login.conf"]
+    assert config == root / "bench" / "ecr-login.conf"
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert ecr.call_count == 1
+    assert "127.0.0.1:5999" in json.loads((root / "bench" / "home" / ".docker" / "config.json").read_text())["auths"]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert ecr.call_count == 1  # nothing due: no AWS call
