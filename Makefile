@@ -131,12 +131,13 @@ demo: setup
 # ecr-login against `aws ecr get-login-password | docker login` on loopback
 # (stand-in ECR + docker-registry), judged on #12's goals, beside the last results
 # before #12: prints the tables, writes bench/results.json and bench/chart.png.
-# Takes a few minutes. Options: make bench BENCH_ARGS='--help'. The side experiment
+# Runs in the project's venv (matplotlib pip-installed there, for the chart); measures
+# the .deb it builds, installed in a stock Debian 12 tree. Takes a few minutes. Options: make bench BENCH_ARGS='--help'. The side experiment
 # on the exit (sys.exit, gc.freeze, os._exit): $(PYTHON) bench/exits.py.
 .PHONY: bench
-bench: deb
-	$(PYTHON) -c 'import matplotlib' 2>/dev/null || $(PYTHON) -m pip install -q -r .ci/requirements-bench.txt
-	$(PYTHON) bench/bench.py --deb $(DEB) $(BENCH_ARGS)
+bench: setup deb
+	$(VENV_BIN)/python -c 'import matplotlib' 2>/dev/null || $(VENV_BIN)/python -m pip install -q -r .ci/requirements-bench.txt
+	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python bench/bench.py --deb $(DEB) $(BENCH_ARGS)
 
 # --- repo: added by the signed apt repository (tools/make-repo.sh) -----------
 # make repo REPO_URI=https://apt.example.org/ecr-login [REPO_KEY=fingerprint]

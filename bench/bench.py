@@ -540,6 +540,14 @@ def goal_rows_of(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return goal_rows(summaries, results["meta"]["interpreters"], results["meta"]["sizes"])
 
 
+def short_label(python: str, label: str) -> str:
+    """An interpreter as a chart's legend names it."""
+    tag = tag_of(python)
+    if tag == "stock":
+        return "the .deb, stock Debian 12"
+    return label.split(" (")[0] + (" Debian" if tag == "deb" else "")
+
+
 def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], sizes: list[int], delay_ms: float) -> str:
     try:
         import matplotlib
@@ -551,16 +559,16 @@ def draw_chart(path: Path, cases: dict[str, Case], pythons: dict[str, str], size
     figure, axes = plt.subplots(figsize=(8, 6.5), dpi=110)
     series: list[tuple[str, str, str | None, str, str]] = [
         ("aws | docker login (loop)", "pipeline_{n}", "pipeline_1", "black", "o")]
-    colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red"])
+    colours = iter(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:olive", "tab:cyan"] * 2)
     for python, label in pythons.items():
         tag = tag_of(python)
-        short = label.split(" (")[0] + (" Debian" if tag == "deb" else "")
+        short = short_label(python, label)
         series.append((f"ecr-login --force, docker store, {short}", f"ecr_login_{tag}_{{n}}_docker", None,
                        next(colours), "s"))
         series.append((f"ecr-login --force, file store, {short}", f"ecr_login_{tag}_{{n}}_file", None, next(colours), "^"))
-    no_ops = [(f"ecr-login, nothing due (file store), {label.split(' (')[0]}{' Debian' if tag_of(python) == 'deb' else ''}",
+    no_ops = [(f"ecr-login, nothing due (file store), {short_label(python, label)}",
                f"noop_{tag_of(python)}_{{n}}_file", None, colour, "v") for (python, label), colour
-              in zip(pythons.items(), ("tab:purple", "tab:brown"))]
+              in zip(pythons.items(), ("tab:purple", "tab:brown", "tab:pink", "tab:grey"))]
     for name, pattern, first, colour, marker in series + no_ops:
         points = [(n, statistics.median(cases[key].seconds)) for n in sizes
                   if (key := (first if n == 1 and first else pattern.format(n=n))) in cases]
@@ -654,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
             addresses.append(registry.address)
         launchers = install_copy(work, list(pythons), args.code)
         if args.deb is not None:
+            if args.code:
+                print(f"bench: the stock Debian 12 rows measure {args.deb.name}, not --code {args.code}", file=sys.stderr)
             try:
                 label, botocore_version = install_stock(work, args.deb.resolve())
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
