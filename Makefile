@@ -132,8 +132,9 @@ demo: setup
 # (stand-in ECR + docker-registry), judged on #12's goals, beside the last results
 # before #12: prints the tables, writes bench/results.json and bench/chart.png.
 # Runs in the project's venv (matplotlib pip-installed there, for the chart); measures
-# the .deb it builds, installed in a stock Debian 12 tree. Takes a few minutes. Options: make bench BENCH_ARGS='--help'. The side experiment
-# on the exit (sys.exit, gc.freeze, os._exit): $(PYTHON) bench/exits.py.
+# the .deb it builds, installed in a stock Debian 12 tree. Takes about 10 minutes.
+# Options: make bench BENCH_ARGS='--help'. The side experiment on the exit
+# (sys.exit, gc.freeze, os._exit): $(VENV_BIN)/python bench/exits.py.
 .PHONY: bench
 bench: setup deb
 	$(VENV_BIN)/python -c 'import matplotlib' 2>/dev/null || $(VENV_BIN)/python -m pip install -q -r .ci/requirements-bench.txt

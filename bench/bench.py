@@ -9,12 +9,13 @@ GetAuthorizationToken call to mimic the round trip to AWS) and one real registry
 measures, interleaved round by round, medians of --runs rounds of:
 
 1. one registry: ``aws ecr get-login-password | docker login --password-stdin``
-   vs ``ecr-login login --force`` with the docker store and with the file store
+   vs ``ecr-login login --force`` with the docker store and with the file store,
+   alternating run by run (--noop-repeat per round) so that both see the same load
    (goal: at most 0.5x the pipeline);
 2. N registries over 5 regions (accounts x regions): the pipeline in a shell loop,
    one per registry, vs one ``ecr-login login --force`` (goal at 50: at most 0.05x);
-3. a run with nothing due vs that same 1-registry pipeline, the two alternating run
-   by run (--noop-repeat per round) so that both see the same load (goal: at most 0.1x,
+3. a run with nothing due vs that same 1-registry pipeline, alternating run by run
+   in the same way (goal: at most 0.1x,
    what the cron line ecr-login replaces pays at every tick); ``python3 -c pass`` on
    the same interpreter is shown beside it for information;
 4. botocore alone (plain ``botocore.session.Session().create_client("ecr", ...)``, no
@@ -381,9 +382,10 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
                 config = seen(write_config(place / f"ecr-login-{tag}-{count}-{store}.conf", ecr_url, store, hosts,
                                            addresses))
                 regions = len({region for _host, region in hosts})
+                # one registry: compared with the 1-registry pipeline run by run, as the no-op is
                 cases.append(Case(f"ecr_login_{tag}_{count}_{store}", scenario, f"ecr-login login --force ({store} store)",
                                   label, count, [*launcher, "login", "--force", "--config", config], env, regions,
-                                  root=root))
+                                  repeat=args.noop_repeat if count == 1 else 1, root=root))
                 if count in (1, max(args.sizes)):
                     cases.append(Case(f"noop_{tag}_{count}_{store}", f"no-op, {scenario}",
                                       f"ecr-login, nothing due ({store} store)", label, count,
@@ -607,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every token call (default 30)")
     parser.add_argument("--runs", type=int, default=5, help="rounds; each case runs once per round (default 5, at least 5)")
     parser.add_argument("--noop-repeat", type=int, default=10,
-                        help="runs per round of the no-op runs and their yardsticks, alternating (default 10)")
+                        help="runs per round of the cases compared with the 1-registry pipeline run by run "
+                             "(it, the 1-registry and no-op runs, python3 -c pass), alternating (default 10)")
     parser.add_argument("--sizes", default="1,10,50", help="numbers of registries (default 1,10,50)")
     parser.add_argument("--python", action="append", help="interpreter(s) for ecr-login (repeatable)")
     parser.add_argument("--aws", default="aws", help="the AWS CLI (default: aws on PATH)")
@@ -678,14 +681,14 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             run_once(case, ecr, rss=True)
         slow = [case for case in cases if case.repeat == 1]
-        fast = [case for case in cases if case.repeat > 1]  # no-op runs, `python3 -c pass`, the 1-registry pipeline
+        fast = [case for case in cases if case.repeat > 1]  # the 1-registry pipeline and what is compared with it
         started = time.time()
         for round_number in range(1, args.runs + 1):
             shift = round_number % len(slow)
             for case in slow[shift:] + slow[:shift]:  # rotated: no case always follows the same one
                 run_once(case, ecr)
-            # The no-op runs and what they are compared with (the 1-registry pipeline, `python3 -c
-            # pass`) alternate run by run, so that they see the same load on the machine.
+            # The 1-registry pipeline and the runs compared with it (1-registry and no-op runs,
+            # `python3 -c pass`) alternate run by run, so that they see the same load on the machine.
             for _ in range(args.noop_repeat):
                 for case in fast:
                     run_once(case, ecr)
@@ -700,8 +703,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ecr-login bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {code_description(args.code)}: "
           f"{os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.1f} before and {load_after[0]:.1f} after; +{args.delay_ms:g} ms per token call; "
-          f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs, alternating, for the no-op runs "
-          "and the 1-registry pipeline)\n")
+          f"medians of {args.runs} rounds ({args.runs * args.noop_repeat} runs, alternating, for the 1-registry "
+          "pipeline and the 1-registry and no-op runs)\n")
     print(text)
     before = None if args.before == "none" else committed_results(args.before)
     side_by_side = None
