@@ -14,7 +14,6 @@ from .config import DEFAULT_CONFIG, STORE_NAMES, Overrides, Settings, load
 from .errors import ConfigError, EcrLoginError, UsageError
 from .logs import DEBUG, INFO, WARNING, Log, redact, register_environment_secrets
 
-COMMANDS = ("login", "status", "logout", "doctor")
 # The options that take a value (so the word after them is no command); tests/test_cli.py
 # checks this against the parser.
 VALUE_OPTIONS = {"--config", "--region", "--profile", "--endpoint-url", "--store", "--metrics-file"}
@@ -67,6 +66,7 @@ _COMMAND_PARSERS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentPa
     "logout": ("remove the logins ecr-login stored", None, None),
     "doctor": ("check, one line each, why this host can or cannot log in", None, _json_option),
 }
+COMMANDS = tuple(_COMMAND_PARSERS)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
