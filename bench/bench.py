@@ -129,7 +129,7 @@ class Case:
     root: Path | None = None  # the tree the command runs in (chroot); None: this host's
 
     def host_path(self, seen: str) -> Path:
-        """A path as the command sees it, as this process finds it."""
+        """A path as the command sees it, as this process finds it (the inverse of ``seen_from``)."""
         return Path(seen) if self.root is None else self.root / seen.lstrip("/")
 
     def summary(self) -> dict[str, object]:
@@ -141,6 +141,11 @@ class Case:
             "median_peak_rss_kb": int(statistics.median(self.rss_kb)) if self.rss_kb else 0,
             "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "peak_rss_kb": self.rss_kb,
         }
+
+
+def seen_from(root: Path | None, path: Path) -> Path:
+    """A path of this host as a command chrooted into ``root`` sees it (None: not chrooted)."""
+    return path if root is None else Path("/", path.relative_to(root))
 
 
 def run_once(case: Case, ecr: StandinECR, *, timed: bool = True, rss: bool = False) -> None:
@@ -312,7 +317,7 @@ def isolated_env(base: dict[str, str], host_home: Path, ecr_url: str, root: Path
     host_home.mkdir(parents=True)
     (host_home / ".aws").mkdir()
     (host_home / ".aws" / "config").write_text("")
-    home = host_home if root is None else Path("/", host_home.relative_to(root))
+    home = seen_from(root, host_home)
     env = {k: v for k, v in base.items()
            if not k.startswith(("AWS_", "DOCKER_", "XDG_", "PYTHON", "REGISTRY_AUTH", "ECR_LOGIN", "STATE_DIRECTORY"))}
     env.update({
@@ -369,9 +374,6 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
         place = work if root is None else root / "bench"  # where homes and configuration files go
         inside = [] if root is None else [CHROOT, str(root)]  # how a command enters the tree
 
-        def seen(path: Path, root: Path | None = root) -> str:
-            return str(path if root is None else Path("/", path.relative_to(root)))
-
         launcher = [*inside, "/usr/bin/ecr-login"] if root else [str(launchers[python])]
         interpreter = [*inside, "/usr/bin/python3"] if root else [python]
         for count in args.sizes:
@@ -379,8 +381,8 @@ def build_cases(args: argparse.Namespace, work: Path, ecr_url: str, addresses: l
             scenario = "1 registry" if count == 1 else f"{count} registries / {len(REGIONS)} regions"
             for store in ("docker", "file"):
                 env = isolated_env(base, place / f"home-{tag}-{count}-{store}", ecr_url, root)
-                config = seen(write_config(place / f"ecr-login-{tag}-{count}-{store}.conf", ecr_url, store, hosts,
-                                           addresses))
+                config = str(seen_from(root, write_config(place / f"ecr-login-{tag}-{count}-{store}.conf", ecr_url,
+                                                          store, hosts, addresses)))
                 regions = len({region for _host, region in hosts})
                 # one registry: compared with the 1-registry pipeline run by run, as the no-op is
                 cases.append(Case(f"ecr_login_{tag}_{count}_{store}", scenario, f"ecr-login login --force ({store} store)",
