@@ -13,8 +13,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from guest import require_guest_support
 from standin_ecr import StandinECR
 
@@ -100,10 +103,18 @@ def test_a_home_in_the_tree_is_named_as_the_chrooted_run_sees_it(tmp_path: Path)
     assert "pyenv" not in env["PATH"] and "AWS_PROFILE" not in env
     case = bench.Case("k", "s", "t", "i", 1, [], env, 1, root=root)
     assert case.host_path(env["DOCKER_CONFIG"]) == root / "bench" / "home" / ".docker"
+    assert bench.seen_from(root, case.host_path(env["DOCKER_CONFIG"])) == Path(env["DOCKER_CONFIG"])
+
+
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    """Scratch for a whole Debian tree: under /var/tmp (other tests walk /tmp), removed after."""
+    with tempfile.TemporaryDirectory(prefix="ecr-login-bench-", dir="/var/tmp") as directory:
+        yield Path(directory)
 
 
 def test_the_package_installed_in_a_stock_debian_12_tree_logs_in_through_chroot(
-    tmp_path: Path, ecr: StandinECR
+    tmp_path: Path, work_dir: Path, ecr: StandinECR
 ) -> None:
     """What `make bench` measures as the package: the .deb, dpkg-installed in the tests'
     debootstrapped Debian 12, run with chroot, against the stand-in on loopback."""
@@ -111,10 +122,10 @@ def test_the_package_installed_in_a_stock_debian_12_tree_logs_in_through_chroot(
     out = tmp_path / "out"
     subprocess.run(["make", "deb", f"OUT={out}"], cwd=REPO, check=True, capture_output=True, timeout=600)
     (deb,) = out.glob("ecr-login_*_all.deb")
-    label, botocore_version = bench.install_stock(tmp_path, deb)
+    label, botocore_version = bench.install_stock(work_dir, deb)
     assert label.startswith(f"{deb.name} on stock Debian 12, python 3.11") and "pyOpenSSL" not in label
     assert botocore_version.startswith("1.29.")
-    root = bench.stock_root(tmp_path)
+    root = bench.stock_root(work_dir)
     env = bench.isolated_env(dict(os.environ), root / "bench" / "home", ecr.url, root)
     config = bench.write_config(root / "bench" / "ecr-login.conf", ecr.url, "file",
                                 bench.registry_hosts(1), ["127.0.0.1:5999"])
