@@ -1,3 +1,3 @@
 """ecr-login: keep Amazon ECR registry logins fresh on build hosts."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

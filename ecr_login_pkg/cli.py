@@ -59,12 +59,20 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _status_options(parser: argparse.ArgumentParser) -> None:
+    _json_option(parser)
+    parser.add_argument("--all", action="store_true",
+                        help="as root: every user's logins (the service user's and each user named in 'users')")
+
+
 # name: (the line in `ecr-login --help`, the registries' help, the command's own options)
 _COMMAND_PARSERS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], None] | None]] = {
     "login": ("log in where due (the default command)", "registry hostnames or config section names", _login_options),
-    "status": ("show each login's expiry; non-zero when any is bad", None, _json_option),
+    "status": ("show each login's expiry; non-zero when any is bad", None, _status_options),
     "logout": ("remove the logins ecr-login stored", None, None),
     "doctor": ("check, one line each, why this host can or cannot log in", None, _json_option),
+    "deliver": ("as root, after a login: hand the fresh logins to the users named in 'users' "
+                "(ecr-login.service runs it)", None, None),
 }
 COMMANDS = tuple(_COMMAND_PARSERS)
 
@@ -162,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from .status import show
 
-            code, report = show(settings, os.environ, args.json)
+            code, report = show(settings, os.environ, args.json, every_user=args.all)
             return _write(report, code, log)
+        if args.command == "deliver":
+            from .deliver import run_deliver
+
+            return run_deliver(settings, os.environ, log)
         if args.command == "logout":
             from .logout import run_logout
 

@@ -27,7 +27,7 @@ DEFAULT_HOOKS_DIR = "/etc/ecr-login/hooks.d"
 
 DEFAULTS_KEYS = {
     "region", "profile", "role_arn", "endpoint_url", "refresh_margin", "stores", "token_source",
-    "docker_config", "metrics_file", "timeout", "lock_timeout", "hooks_dir", "hook_timeout",
+    "docker_config", "metrics_file", "timeout", "lock_timeout", "hooks_dir", "hook_timeout", "users",
 }
 REGISTRY_KEYS = {"host", "account", "region", "profile", "role_arn", "endpoint_url", "stores", "store_as", "token_source"}
 
@@ -67,6 +67,9 @@ class Settings:
     targets: tuple[Target, ...] = ()
     hooks_dir: str | None = DEFAULT_HOOKS_DIR  # None: --no-hooks
     hook_timeout: float = 60.0
+    docker_config_dir: str | None = None  # [defaults] docker_config: the service user's own, not the named users'
+    users: tuple[str, ...] = ()  # the named consumers: user names and @groups (consumers.py)
+    users_line: str = ""  # where ``users`` is set, for messages: "FILE:LINE: [defaults] users"
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,37 @@ def load(overrides: Overrides, environ: Mapping[str, str] = os.environ) -> Setti
         targets=tuple(_finish(target, overrides, environ) for target in targets),
         hooks_dir=None if overrides.no_hooks else _hooks_dir(source, defaults, environ),
         hook_timeout=_duration(source, defaults, "hook_timeout", 60.0, 1, 3600),
+        docker_config_dir=docker_dir,
+        users=_users(source, defaults),
+        users_line=_key_line(path, text or "", DEFAULTS_SECTION, "users"),
     )
+
+
+# A user name as useradd(8) accepts it by default (Debian's NAME_REGEX, Fedora's), or @group.
+_USER_RE = re.compile(r"@?[a-z_][a-z0-9_.-]*\$?", re.IGNORECASE)
+
+
+def _users(source: _Source, defaults: dict[str, str]) -> tuple[str, ...]:
+    """``users``: the build users who get the host's logins, names or ``@group``, checked for
+    syntax only (whether they exist is asked at delivery, so one missing user stops no other)."""
+    names = tuple(dict.fromkeys(defaults.get("users", "").replace(",", " ").split()))
+    for name in names:
+        if not _USER_RE.fullmatch(name) or len(name) > 33:
+            raise source.fail(DEFAULTS_SECTION, "users",
+                              f"'{name}' is not a user name or @group (list them: users = builder, gitlab-runner, @ci)")
+    return names
+
+
+def _key_line(path: str, text: str, section: str, key: str) -> str:
+    """``FILE:LINE: [section] key``: where a key is set, for messages about its value."""
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.fullmatch(r"\s*\[([^\]]+)\]\s*", line)
+        if header:
+            current = header.group(1).strip()
+        elif current == section and re.match(rf"\s*{re.escape(key)}\s*[=:]", line):
+            return f"{path}:{number}: [{section}] {key}"
+    return f"{path}: [{section}] {key}"
 
 
 def _hooks_dir(source: _Source, defaults: dict[str, str], environ: Mapping[str, str]) -> str:

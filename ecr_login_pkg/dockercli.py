@@ -74,6 +74,10 @@ class DockerCliStore:
             )
         return helper
 
+    def helpers(self, addresses: list[str]) -> list[str]:
+        """The credential helpers config.json names for these addresses (each once, sorted)."""
+        return sorted({helper for address in addresses for helper in [self.helper_for(address)] if helper})
+
     def _listed_by(self, helper: str) -> set[str]:
         """The addresses ``docker-credential-HELPER list`` names: asked once per run, bounded in time."""
         if helper not in self._listed:

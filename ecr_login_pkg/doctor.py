@@ -20,7 +20,6 @@ from typing import Any
 
 from . import __version__, paths
 from .config import DEFAULT_CONFIG, Settings, Target, env_endpoint
-from .dockercli import DockerCliStore
 from .errors import (
     EX_CONFIG,
     EX_OK,
@@ -32,8 +31,9 @@ from .errors import (
     TemporaryError,
     most_severe,
 )
+from .hints import Service, credentials_fix, region_fix, serving
 from .logs import WARNING, Log, redact
-from .plan import pairs_for
+from .plan import address_of, pairs_for
 from .state import State
 from .stores import Store
 from .tokens import Identity, Token, fetch_tokens, identity_of, with_instance_region
@@ -41,13 +41,6 @@ from .tokens import Identity, Token, fetch_tokens, identity_of, with_instance_re
 MAX_CLOCK_SKEW = 5 * 60.0  # AWS refuses signatures 15 minutes off; warn well before
 TOKEN_TIMEOUT = 6.0  # a doctor answers in seconds, not after a login's retries
 SYSTEMD_RUNNING = "/run/systemd/system"  # sd_booted(): systemd is PID 1
-TIMER = "ecr-login.timer"
-CREDENTIALS_FIX = (
-    "give this host AWS credentials: an instance profile (on EC2), AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, or a profile in ~/.aws (then 'profile' in the configuration)"
-)
-REGION_FIX = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
-TOKENS_REGION_HOW = REGION_FIX  # how tokens.with_instance_region words it
 
 
 @dataclass
@@ -101,24 +94,51 @@ def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_
     """
     report = _Report()
     if isinstance(loaded, EcrLoginError):
+        served = serving()
         report.error("configuration", loaded, "correct what the message names, then run doctor again")
         for name in ("credentials", "region", "token", "registry", "clock", "store", "state"):
             report.skipped(name, "needs a configuration that parses")
     else:
-        _diagnose(loaded, environ, report)
-    _check_timer(report)
+        served = serving(loaded.users)
+        _diagnose(loaded, environ, report, served)
+        if served.user in ("root", paths.SERVICE_USER):
+            _check_users(loaded, report)
+    _check_timer(report, served)
     return report.exit_code, _render(report, as_json)
 
 
-def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
+def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report, served: Service) -> None:
     _check_configuration(settings, environ, report)
-    who = _check_credentials(settings, environ, report)
-    identities = _check_region(settings, environ, report)
+    if served.named_consumer and served.user not in ("root", paths.SERVICE_USER):
+        # The login is the host's, handed to this user: the AWS side is the service's to check.
+        for name in ("credentials", "region", "token", "registry", "clock"):
+            report.skipped(name, f"{served.user} gets the host's login from {served.unit}: its AWS side is checked "
+                           f"by 'sudo -u {paths.SERVICE_USER} ecr-login doctor' and 'journalctl -u ecr-login'")
+        _check_stores(settings, environ, {}, {}, report)
+        _check_state(settings, report)
+        return
+    who = _check_credentials(settings, environ, report, served)
+    identities = _check_region(settings, environ, report, served)
     tokens = _check_tokens(identities, who, settings, environ, report)
     _check_registries(settings.targets, identities, tokens, report)
     _check_clock(who, report)
     _check_stores(settings, environ, identities, tokens, report)
     _check_state(settings, report)
+
+
+def _check_users(settings: Settings, report: _Report) -> None:
+    """The users named in ``users`` exist and have a home; no per-user timer names a missing user."""
+    from .consumers import resolve
+    from .hints import user_timer_problems
+
+    consumers, problems = resolve(settings.users, settings.users_line)
+    for problem in problems:
+        report.failed(f"user {problem.user}", problem.message, "create the user, or correct 'users'", EX_CONFIG)
+    for line in user_timer_problems():
+        report.failed("per-user timer", line, "create the user, or disable the timer", EX_CONFIG)
+    if consumers:
+        report.ok("users", "logins handed to " + ", ".join(consumer.name for consumer in consumers)
+                  + f" ({settings.users_line.split(': ')[0]})")
 
 
 def _check_configuration(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
@@ -135,7 +155,8 @@ def _sts_region(settings: Settings, profile: str | None) -> str:
     return next((t.region for t in settings.targets if t.profile == profile and t.region and not t.public), "us-east-1")
 
 
-def _check_credentials(settings: Settings, environ: Mapping[str, str], report: _Report) -> dict[str | None, _Who]:
+def _check_credentials(settings: Settings, environ: Mapping[str, str], report: _Report,
+                       served: Service) -> dict[str | None, _Who]:
     """Per AWS profile in use: are there credentials, and whose are they (STS GetCallerIdentity)?"""
     import botocore.session
     from botocore.config import Config
@@ -156,7 +177,7 @@ def _check_credentials(settings: Settings, environ: Mapping[str, str], report: _
             report.failed(name, f"the AWS credential chain failed: {exc}", "repair the AWS profile it names", EX_CONFIG)
             continue
         if credentials is None:
-            report.failed(name, "no AWS credentials found", CREDENTIALS_FIX, EX_CONFIG)
+            report.failed(name, "no AWS credentials found", credentials_fix(served), EX_CONFIG)
             continue
         endpoint = env_endpoint(environ, "AWS_ENDPOINT_URL_STS")
         config = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 1, "mode": "standard"},
@@ -194,7 +215,8 @@ def _who_from(answer: Mapping[str, Any], ok: bool, arn: str | None = None) -> _W
     return _Who(ok=ok, arn=arn, aws_date=aws_date, local_date=time.time())
 
 
-def _check_region(settings: Settings, environ: Mapping[str, str], report: _Report) -> dict[Target, Identity]:
+def _check_region(settings: Settings, environ: Mapping[str, str], report: _Report,
+                  served: Service) -> dict[Target, Identity]:
     """Who asks for each target's token, with the region filled in (from instance metadata
     when nothing named one); a target without a region is left out."""
     identities: dict[Target, Identity] = {}
@@ -203,9 +225,8 @@ def _check_region(settings: Settings, environ: Mapping[str, str], report: _Repor
         planned = identity_of(target)
         try:
             identity = with_instance_region(planned, environ)
-        except EcrLoginError as exc:  # the message's own how-to is the fix: said once
-            detail = " ".join(str(exc).replace(TOKENS_REGION_HOW, "").split()).replace(": (", " (").rstrip(" ;:")
-            report.failed("region", f"{target.name}: {detail}", REGION_FIX, exc.exit_code)
+        except EcrLoginError as exc:
+            report.failed("region", f"{target.name}: {exc}", region_fix(served), exc.exit_code)
             continue
         identities[target] = identity
         regions.setdefault(identity.region, identity.region if planned.region else f"{identity.region} (from instance metadata)")
@@ -260,15 +281,6 @@ def _token_for(target: Target, identities: dict[Target, Identity],
     return token if isinstance(token, Token) else None
 
 
-def _address(target: Target, token: Token | None) -> str | None:
-    """Where the login goes: ``store_as``, the registry, or the default registry the token names."""
-    if target.store_as:
-        return target.store_as
-    if target.registry is not None:
-        return target.registry.host
-    return token.proxy_host if token is not None else None
-
-
 def _check_registries(configured: tuple[Target, ...], identities: dict[Target, Identity],
                       tokens: dict[Identity, Token | EcrLoginError], report: _Report) -> None:
     from .v2probe import check_login
@@ -276,7 +288,7 @@ def _check_registries(configured: tuple[Target, ...], identities: dict[Target, I
     seen: set[str] = set()
     for target in configured:
         token = _token_for(target, identities, tokens)
-        address = _address(target, token)
+        address = address_of(target, token.proxy_host if token else None)
         name = "registry " + (address or "(the caller's default)")
         if token is None or address is None:
             report.skipped(name, "needs a token")
@@ -332,7 +344,8 @@ def _check_stores(settings: Settings, environ: Mapping[str, str], identities: di
     checks: its file parses, its credential helper is installed), then whether it can be written."""
     stores: dict[str, tuple[Store, list[str]]] = {}
     for pair in pairs_for(settings, environ, State(settings.state_dir).load()):
-        address = pair.address or _address(pair.target, _token_for(pair.target, identities, tokens))
+        token = _token_for(pair.target, identities, tokens)
+        address = pair.address or address_of(pair.target, token.proxy_host if token else None)
         store, wanted = stores.setdefault(pair.store.kind, (pair.store, []))
         if address and address not in wanted:
             wanted.append(address)
@@ -352,8 +365,7 @@ def _check_stores(settings: Settings, environ: Mapping[str, str], identities: di
             report.failed(name, f"{store.location}: {problem}", "run as the user who owns it, or point the store "
                           "elsewhere (DOCKER_CONFIG, REGISTRY_AUTH_FILE, docker_config)", EX_CONFIG)
             continue
-        helpers = sorted({helper for address in wanted or [""] if isinstance(store, DockerCliStore)
-                          for helper in [store.helper_for(address)] if helper})
+        helpers = store.helpers(wanted or [""])
         if helpers and not paths.which("docker", environ):
             report.failed(name, f"{store.location} names the credential helper {', '.join(helpers)}, which only "
                           "docker login can write to, and docker is not on PATH", "install the docker CLI", EX_CONFIG)
@@ -380,29 +392,31 @@ def _check_state(settings: Settings, report: _Report) -> None:
               else f"{state.path}: no login recorded yet")
 
 
-def _check_timer(report: _Report) -> None:
+def _check_timer(report: _Report, served: Service) -> None:
+    """The timer that serves the reader (ecr-login.timer, or ecr-login@USER.timer) is enabled and active."""
+    timer = served.timer
     if not os.path.isdir(SYSTEMD_RUNNING):
         report.skipped("timer", "systemd is not running here")
         return
     try:
         done = subprocess.run(
-            ["systemctl", "show", TIMER, "--property=LoadState,UnitFileState,ActiveState,NextElapseUSecRealtime"],
+            ["systemctl", "show", timer, "--property=LoadState,UnitFileState,ActiveState,NextElapseUSecRealtime"],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        report.failed("timer", f"systemctl show {TIMER} failed: {exc}", "check systemd (systemctl status)", EX_TEMPFAIL)
+        report.failed("timer", f"systemctl show {timer} failed: {exc}", "check systemd (systemctl status)", EX_TEMPFAIL)
         return
     values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     if values.get("LoadState") != "loaded":
-        report.failed("timer", f"{TIMER} is not installed ({values.get('LoadState') or done.stderr.strip()})",
+        report.failed("timer", f"{timer} is not installed ({values.get('LoadState') or done.stderr.strip()})",
                       "install the ecr-login package (it ships the timer)", EX_CONFIG)
         return
     state, active = values.get("UnitFileState", "?"), values.get("ActiveState", "?")
     if state != "enabled" or active != "active":
-        report.failed("timer", f"{TIMER} is {state} and {active}", f"systemctl enable --now {TIMER}", EX_CONFIG)
+        report.failed("timer", f"{timer} is {state} and {active}", f"systemctl enable --now {timer}", EX_CONFIG)
         return
     next_run = values.get("NextElapseUSecRealtime") or "not scheduled"
-    report.ok("timer", f"{TIMER} enabled; next run {next_run}")
+    report.ok("timer", f"{timer} enabled; next run {next_run}")
 
 
 def _render(report: _Report, as_json: bool) -> str:

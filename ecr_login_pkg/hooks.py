@@ -1,8 +1,9 @@
 """Deploy hooks: hand each fresh login to whatever else needs it, as certbot's renewal hooks do.
 
 After a run refreshed logins, every executable in ``hooks_dir`` runs, in name order, once
-per refreshed (registry, store), as the user of the run. A hook learns the login from its
-environment -- ``ECR_LOGIN_REGISTRY`` (the address stored), ``ECR_LOGIN_USERNAME``,
+per refreshed (registry, store, user), as the user whose store got the login (the named users'
+logins: as that user, from ``ecr-login deliver``). A hook learns the login from its
+environment -- ``ECR_LOGIN_USER`` (whose store), ``ECR_LOGIN_REGISTRY`` (the address stored), ``ECR_LOGIN_USERNAME``,
 ``ECR_LOGIN_EXPIRES_AT`` (Unix seconds), ``ECR_LOGIN_STORE`` (docker, file, containers,
 helm) -- and the password on standard input only (never in argv or the environment, where
 ``ps`` and /proc would show it). ``AWS_*`` variables are not passed on.
@@ -44,6 +45,15 @@ class Login:
     def __repr__(self) -> str:
         return f"Login(registry={self.registry!r}, store={self.store!r}, expires_at={self.expires_at!r})"
 
+    @property
+    def key(self) -> str:
+        return hook_key(self.registry, self.store, self.location)
+
+
+def hook_key(registry: str, store: str, location: str) -> str:
+    """How a refreshed login is named in the failures ``run_hooks`` returns."""
+    return f"{registry} {store} {location}"
+
 
 def hooks_in(directory: str) -> list[str]:
     """The hooks of ``directory``, in name order; none when it does not exist."""
@@ -82,12 +92,19 @@ def _unsafe(path: str) -> str | None:
 def _environment(environ: Mapping[str, str], login: Login) -> dict[str, str]:
     env = {name: value for name, value in environ.items() if not name.startswith("AWS_")}
     env.update({
+        "ECR_LOGIN_USER": environ.get("ECR_LOGIN_USER") or _running_user(),
         "ECR_LOGIN_REGISTRY": login.registry,
         "ECR_LOGIN_USERNAME": login.username,
         "ECR_LOGIN_EXPIRES_AT": str(int(login.expires_at)),
         "ECR_LOGIN_STORE": login.store,
     })
     return env
+
+
+def _running_user() -> str:
+    from .hints import running_user
+
+    return running_user()
 
 
 def _run_one(path: str, login: Login, timeout: float, environ: Mapping[str, str], log: Log) -> str | None:
@@ -141,7 +158,7 @@ def run_hooks(directory: str, timeout: float, logins: list[Login], environ: Mapp
         hooks = hooks_in(directory)
     except ConfigError as exc:  # the logins are stored all the same: say so, and retry with the next run
         log.error(f"deploy hooks not run: {exc}; the logins stay, the next run retries")
-        return {f"{login.registry} {login.store} {login.location}": str(exc) for login in logins}
+        return {login.key: str(exc) for login in logins}
     for login in logins:
         problems = []
         for path in hooks:
@@ -153,5 +170,5 @@ def run_hooks(directory: str, timeout: float, logins: list[Login], environ: Mapp
             else:
                 log.info(f"deploy hook {os.path.basename(path)} done for {login.registry} ({login.store})")
         if problems:
-            failures[f"{login.registry} {login.store} {login.location}"] = "; ".join(problems)
+            failures[login.key] = "; ".join(problems)
     return failures

@@ -33,12 +33,14 @@ def default_key(target: Target) -> str:
     return f"{target.region}|{target.profile or ''}|{target.role_arn or ''}|{target.endpoint_url or ''}"
 
 
-def address_of(target: Target, state: State) -> str | None:
+def address_of(target: Target, default_host: str | None) -> str | None:
+    """Where a target's login is stored: ``store_as``, the registry, or the caller's default
+    registry once known (from the state, or from a token's answer)."""
     if target.store_as:
         return target.store_as
     if target.registry is not None:
         return target.registry.host
-    return state.default_hosts.get(default_key(target))
+    return default_host
 
 
 def pairs_for(settings: Settings, environ: Mapping[str, str], state: State) -> list[Pair]:
@@ -49,7 +51,7 @@ def pairs_for(settings: Settings, environ: Mapping[str, str], state: State) -> l
         for kind in target.stores:
             if kind not in stores:
                 stores[kind] = open_store(kind, settings.docker_config_file, environ, settings.lock_timeout)
-            pairs.append(Pair(target, stores[kind], address_of(target, state)))
+            pairs.append(Pair(target, stores[kind], address_of(target, state.default_hosts.get(default_key(target)))))
     return pairs
 
 

@@ -33,7 +33,6 @@ CREDENTIAL_VARIABLES = (
 # Keys of ~/.aws/config that give a profile credentials of its own.
 CREDENTIAL_KEYS = ("aws_access_key_id", "role_arn", "credential_process", "sso_session", "sso_start_url",
                    "web_identity_token_file", "credential_source")
-SET_UP_HINT = "see 'ecr-login doctor' for each check and its fix"
 
 
 def on_ec2(environ: Mapping[str, str]) -> bool:
@@ -71,17 +70,19 @@ def credential_sources(environ: Mapping[str, str], profiles: Sequence[str | None
 
 
 def missing(settings: Settings, environ: Mapping[str, str]) -> list[str]:
-    """What this host lacks for its first login, each with the next step; [] when nothing visibly does."""
+    """What this host lacks for its first login, each with the next step; [] when nothing visibly does.
+    The steps name the environment file and unit that serve the reader (hints.py)."""
+    from .hints import credentials_fix, region_fix, serving
+
     lines = []
     ec2 = on_ec2(environ)
-    config = settings.config_path or environ.get("ECR_LOGIN_CONFIG") or "/etc/ecr-login/ecr-login.conf"
+    served = serving(settings.users)
     if any(target.registry is None and not target.region for target in settings.targets) and not ec2:
-        lines.append(f"no AWS region (this host is not on EC2): set 'region' in [defaults] of {config}, "
-                     "or AWS_REGION in /etc/default/ecr-login")
+        lines.append(f"no AWS region (this host is not on EC2): {region_fix(served)}")
     if not ec2 and not credential_sources(environ, [target.profile for target in settings.targets]):
         lines.append("no AWS credentials in this environment or ~/.aws (and this host is not on EC2, so no instance "
-                     "profile): put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in /etc/default/ecr-login, "
-                     "or a profile in ~/.aws")
+                     f"profile): {credentials_fix(served)}")
+    config = settings.config_path or environ.get("ECR_LOGIN_CONFIG") or "/etc/ecr-login/ecr-login.conf"
     if lines and all(target.registry is None for target in settings.targets):
         where = config if settings.config_path else f"{config} (absent)"
         lines.append(f"no registry configured in {where}: ecr-login logs in to the caller's own default "

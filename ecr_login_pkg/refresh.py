@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .config import Settings
 from .errors import EX_OK, EX_TEMPFAIL, EcrLoginError, MalformedAnswerError, TemporaryError, most_severe
+from .handoff import HandedLogin
 from .logs import Log
 from .plan import Pair, default_key, describe_default, due_pairs, format_duration, format_time, pairs_for
 from .registry import is_login_address
@@ -41,10 +42,18 @@ def run_login(settings: Settings, environ: Mapping[str, str], log: Log, force: b
     return code
 
 
-def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log: Log) -> list[Pair]:
+def _plan(pairs: list[Pair], state: State, settings: Settings, force: bool, log: Log,
+          handed: dict[str, HandedLogin] | None = None) -> list[Pair]:
     now = time.time()
     due = due_pairs(pairs, state, settings.refresh_margin, force, now, hooks=settings.hooks_dir is not None)
     due_ids = {id(pair) for pair in due}
+    if handed is not None:  # users are named: each needs a login handed on, good for the margin
+        for pair in pairs:
+            login = handed.get(pair.address or "")
+            if id(pair) not in due_ids and (login is None or login.expires_at - now < settings.refresh_margin):
+                pair.reason = "no login handed to the named users yet"
+                due.append(pair)
+                due_ids.add(id(pair))
     for pair in pairs:
         if id(pair) not in due_ids:
             entry = state.find(pair.address or "", pair.store.kind, pair.store.location)
@@ -78,7 +87,8 @@ def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: 
 
 def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: State, force: bool) -> int:
     pairs = pairs_for(settings, environ, state)
-    due = _plan(pairs, state, settings, force, log)
+    handed = _handed(settings, state, log)
+    due = _plan(pairs, state, settings, force, log, handed)
     if not due:
         log.info(f"all {len(pairs)} login(s) fresh; nothing to do")
         return EX_OK
@@ -107,11 +117,21 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
             logins[pair.address] = (outcome.username, outcome.password)
             members.append(pair)
         _store_batches(batches, tokens, state, log)
+    if handed is not None:
+        _hand_on(handed, settings, due, tokens, state)
+    if _served_by_user_instances(due, settings):
+        from .hints import enabled_user_timers
+
+        timers = ", ".join(f"ecr-login@{user}.timer" for user in enabled_user_timers())
+        log.notice(f"no AWS credentials for this service, and no 'users' named: this host's logins are kept by "
+                   f"{timers} (each user's own AWS identity); nothing to do here")
+        return EX_OK
     if _never_set_up(due, settings, environ, state):
-        from .readiness import SET_UP_HINT, missing
+        from .hints import SEE_DOCTOR
+        from .readiness import missing
 
         lacking = "; ".join(missing(settings, environ)) or str(due[0].error)
-        log.notice(f"ecr-login is not set up on this host, nothing to log in with: {lacking} ({SET_UP_HINT})")
+        log.notice(f"ecr-login is not set up on this host, nothing to log in with: {lacking} ({SEE_DOCTOR})")
         return EX_OK
     codes = _record(due, state, log)
     if settings.hooks_dir is not None and _run_hooks(settings, environ, due, tokens, state, log):
@@ -125,6 +145,51 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
     else:
         log.info(summary)
     return most_severe(codes)
+
+
+def _handed(settings: Settings, state: State, log: Log) -> dict[str, HandedLogin] | None:
+    """The logins handed to the named users (None when no users are named: then the file goes)."""
+    from . import handoff
+
+    if not settings.users:
+        handoff.discard(state.directory)
+        return None
+    try:
+        return handoff.load(state.directory)
+    except EcrLoginError as exc:  # our own file: rebuilt from the fresh logins
+        log.warning(f"{exc}; starting afresh")
+        return {}
+
+
+def _hand_on(handed: dict[str, HandedLogin], settings: Settings, due: list[Pair],
+             tokens: dict[Identity, Token | EcrLoginError], state: State) -> None:
+    """Put each fresh login where ``ecr-login deliver`` finds it; forget registries no longer configured."""
+    from . import handoff
+    from .tokens import identity_of
+
+    for pair in due:
+        token = tokens.get(identity_of(pair.target)) if pair.error is None and pair.address else None
+        if pair.address and token is not None and not isinstance(token, EcrLoginError):
+            handed[pair.address] = HandedLogin(pair.address, pair.target.name, token.username, token.password,
+                                               token.expires_at)
+    names = {target.name for target in settings.targets}
+    kept = {address: login for address, login in handed.items() if login.target in names}
+    handoff.save(state.directory, kept)
+
+
+def _served_by_user_instances(due: list[Pair], settings: Settings) -> bool:
+    """The system service has no credentials, names no users, and the admin enabled per-user
+    instances: those keep this host's logins, so this run has nothing to do (#17.5)."""
+    from .errors import NotSetUpError
+    from .hints import enabled_user_timers
+    from .paths import service_account_home
+
+    return (
+        not settings.users
+        and all(isinstance(pair.error, NotSetUpError) for pair in due)
+        and service_account_home() is not None
+        and bool(enabled_user_timers())
+    )
 
 
 def _never_set_up(due: list[Pair], settings: Settings, environ: Mapping[str, str], state: State) -> bool:
@@ -191,9 +256,7 @@ def _run_hooks(
     assert settings.hooks_dir is not None
     failures = run_hooks(settings.hooks_dir, settings.hook_timeout, logins, environ, log)
     for login in logins:
-        state.entry(login.registry, login.store, login.location).hook_error = failures.get(
-            f"{login.registry} {login.store} {login.location}"
-        )
+        state.entry(login.registry, login.store, login.location).hook_error = failures.get(login.key)
     return bool(failures)
 
 

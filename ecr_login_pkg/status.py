@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
+from functools import partial
 
+from . import paths
 from .config import Settings
-from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING
+from .errors import STATUS_CRITICAL, STATUS_OK, STATUS_WARNING, UsageError
+from .hints import SEE_DOCTOR, serving, user_timer_problems
 from .plan import format_duration, format_time, known_pairs, standing
-from .readiness import SET_UP_HINT, missing
+from .readiness import missing
 from .state import State, placeholder_address
 
 
@@ -55,18 +59,63 @@ def _when(epoch: object) -> str:
     return format_time(float(epoch)) if isinstance(epoch, (int, float)) else "never"
 
 
-def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple[int, str]:
+def rows_of_every_user(settings: Settings, environ: Mapping[str, str]) -> tuple[list[dict[str, object]], list[str]]:
+    """As root: the rows of the service user and of each named user, each read as that user
+    (asuser.py: root never opens a user's files), and the lines about users who cannot be served."""
+    import os
+
+    from .asuser import ChildError, run_as, user_environment
+    from .consumers import resolve, service_account, user_settings
+
+    if os.geteuid() != 0:
+        raise UsageError("status --all reads every user's files, as each of them: run it as root "
+                         "(sudo ecr-login status --all)")
+    path = environ.get("PATH", os.defpath)
+    service, state_dir = service_account(environ)
+    consumers, problems = resolve(settings.users, settings.users_line)
+    lines = [problem.message for problem in problems] + user_timer_problems()
+    rows: list[dict[str, object]] = []
+    for consumer in [service, *(c for c in consumers if c.name != service.name)]:
+        env = user_environment(consumer, path)
+        if consumer is service:
+            mine = replace(settings, state_dir=state_dir,
+                           docker_config_file=paths.docker_config_file(env, settings.docker_config_dir))
+        else:
+            mine = user_settings(settings, env)
+        try:
+            found = run_as(consumer, partial(collect, mine, env))
+        except ChildError as exc:
+            lines.append(f"{consumer.name}: {exc}")
+            continue
+        rows += [{"user": consumer.name, **row} for row in found]
+    return rows, lines
+
+
+def show(settings: Settings, environ: Mapping[str, str], as_json: bool, every_user: bool = False) -> tuple[int, str]:
     """The exit code and the report; the caller writes it (and answers for a full disk)."""
-    rows = collect(settings, environ)
-    code = exit_code(rows)
+    import os
+
+    served = serving(settings.users)
+    if every_user:
+        rows, problems = rows_of_every_user(settings, environ)
+    else:
+        rows = collect(settings, environ)
+        problems = user_timer_problems() if os.geteuid() == 0 else []
+        if served.named_consumer and served.user not in ("root", paths.SERVICE_USER):
+            problems += _own_problem(settings, served.user)
+    code = STATUS_CRITICAL if problems else exit_code(rows)
     never = any(row["status"] == "missing" and row["last_success"] is None for row in rows)
     lacking = missing(settings, environ) if never else []  # a host that logged in once lacks nothing to say
     if as_json:
-        return code, json.dumps({"registries": rows, "exit_code": code, "missing": lacking}, indent=2) + "\n"
-    header = ("REGISTRY", "STORE", "STATUS", "EXPIRES", "LEFT", "LAST SUCCESS", "LAST ERROR")
+        return code, json.dumps({"registries": rows, "exit_code": code, "missing": lacking, "problems": problems,
+                                 "served_by": served.describe()}, indent=2) + "\n"
+    header: tuple[str, ...] = ("REGISTRY", "STORE", "STATUS", "EXPIRES", "LEFT", "LAST SUCCESS", "LAST ERROR")
+    if every_user:
+        header = ("USER", *header)
     table = [header]
     for row in rows:
         table.append((
+            *((str(row["user"]),) if every_user else ()),
             str(row["registry"]), str(row["store"]), str(row["status"]),
             _when(row["expires_at"]), format_duration(float(str(row["seconds_left"]))) if row["expires_at"] else "-",
             _when(row["last_success"]),
@@ -75,7 +124,18 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool) -> tuple
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] for line in table]
     lines += [f"missing: {what}" for what in lacking]
+    lines += [f"problem: {what}" for what in problems]
+    if not every_user:
+        lines.append(f"served by: {served.describe()}")
     if never:
-        lines.append(f"next: {'fix what is missing, then ' if lacking else ''}run 'ecr-login' "
-                     f"(the timer runs it every 15 minutes); {SET_UP_HINT}")
+        first = f"systemctl start {served.unit}" if served.system or served.enabled else "ecr-login"
+        lines.append(f"next: {'fix what is missing, then ' if lacking else ''}run '{first}' "
+                     f"({served.every()}); {SEE_DOCTOR}")
     return code, "".join(line + "\n" for line in lines)
+
+
+def _own_problem(settings: Settings, user: str) -> list[str]:
+    """A named user whose own record cannot be served (no home, say): say it to them too."""
+    from .consumers import resolve
+
+    return [problem.message for problem in resolve(settings.users, settings.users_line)[1] if problem.user == user]

@@ -32,6 +32,10 @@ class Store(Protocol):
     def remove(self, addresses: list[str]) -> list[str]:
         """Remove the logins; return the addresses that were there."""
 
+    def helpers(self, addresses: list[str]) -> list[str]:
+        """The credential helpers that keep these addresses' logins ([] when the file itself does);
+        MissingHelperError when one is named but not installed."""
+
 
 def open_store(kind: str, docker_config_file: str, environ: Mapping[str, str], lock_timeout: float) -> Store:
     if kind == "docker":

@@ -170,7 +170,7 @@ def test_no_credentials_at_all_says_what_is_missing(
     credentials = by_name(checks, "credentials")
     assert (code, credentials["status"], credentials["detail"]) == (78, "failed", "no AWS credentials found")
     assert "instance profile" in credentials["fix"] and "/etc/default/ecr-login" in credentials["fix"]
-    assert "FAIL  credentials: no AWS credentials found; fix: give this host AWS credentials" in text
+    assert "FAIL  credentials: no AWS credentials found; fix: give this host AWS credentials for ecr-login.service" in text
     assert by_name(checks, "token")["status"] == "skipped" and by_name(checks, "clock")["status"] == "skipped"
     assert sts.calls == []
 

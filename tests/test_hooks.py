@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -36,6 +38,8 @@ printf '%s\\n' "$0" "$@" > "$HOOK_RECORD/$name.argv"
 echo "$name" >> "$HOOK_RECORD/order"
 if [ -e "$HOOK_RECORD/fail" ]; then echo "cannot reach the cluster" >&2; exit 3; fi
 """
+
+ME = pwd.getpwuid(os.geteuid()).pw_name  # the user label of the metrics
 
 
 @pytest.fixture
@@ -125,7 +129,7 @@ def test_a_failed_hook_keeps_the_login_exits_75_and_is_rerun_until_it_succeeds( 
     row = _status(config)
     assert row["status"] == "failing" and "10-deploy exited 3" in row["hook_error"], row
     assert run_ecr_login("status", "--config", config).code == 1
-    assert f'ecr_login_hook_failed{{registry="{registry.address}",store="file"}} 1' in metrics.read_text()
+    assert f'ecr_login_hook_failed{{registry="{registry.address}",store="file",user="{ME}"}} 1' in metrics.read_text()
 
     # Still failing: the next run logs in again (the hook needs a password) and reruns it.
     calls = ecr.call_count
@@ -139,7 +143,7 @@ def test_a_failed_hook_keeps_the_login_exits_75_and_is_rerun_until_it_succeeds( 
     assert _order(record) == ["10-deploy"] * 3
     row = _status(config)
     assert row["status"] == "ok" and row["hook_error"] is None, row
-    assert f'ecr_login_hook_failed{{registry="{registry.address}",store="file"}} 0' in metrics.read_text()
+    assert f'ecr_login_hook_failed{{registry="{registry.address}",store="file",user="{ME}"}} 0' in metrics.read_text()
 
     # Succeeded: nothing due and no failed hook, so nothing runs.
     quiet = run_ecr_login("login", "--config", config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -246,7 +247,9 @@ def test_metrics_file_is_written(ecr, aws_env, write_config, tmp_path) -> None: 
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
     assert run_ecr_login("--config", config, "--metrics-file", str(metrics)).code == 0
     text = metrics.read_text()
-    assert 'ecr_login_expiry_timestamp_seconds{registry="123456789012.dkr.ecr.us-east-1.amazonaws.com",store="file"}' in text
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    labels = f'registry="123456789012.dkr.ecr.us-east-1.amazonaws.com",store="file",user="{me}"'
+    assert f"ecr_login_expiry_timestamp_seconds{{{labels}}}" in text
     assert "ecr_login_consecutive_failures" in text and ecr.password not in text
 
 

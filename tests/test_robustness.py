@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from ecr_login_pkg.state import State
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NOBODY = 65534
+
+ME = pwd.getpwuid(os.geteuid()).pw_name  # the user label of the metrics
 
 
 def file_config(ecr_url: str, extra: str = "") -> str:
@@ -356,10 +359,10 @@ def test_metrics_have_one_series_per_registry_and_store_the_newest(tmp_path: Pat
     text = render(state, 1.95e9)
     names = series(text)
     assert len(names) == len(set(names)), text
-    expiry = f'ecr_login_expiry_timestamp_seconds{{registry="{HOST}",store="file"}}'
+    expiry = f'ecr_login_expiry_timestamp_seconds{{registry="{HOST}",store="file",user="{ME}"}}'
     assert f"{expiry} 2000000000" in text.splitlines()
-    assert f'ecr_login_consecutive_failures{{registry="{HOST}",store="file"}} 0' in text.splitlines()
-    assert f'ecr_login_expiry_timestamp_seconds{{registry="{HOST}",store="containers"}} 3000000000' in text.splitlines()
+    assert f'ecr_login_consecutive_failures{{registry="{HOST}",store="file",user="{ME}"}} 0' in text.splitlines()
+    assert f'ecr_login_expiry_timestamp_seconds{{registry="{HOST}",store="containers",user="{ME}"}} 3000000000' in text.splitlines()
 
 
 def test_superseded_default_placeholders_are_not_rendered_and_can_be_forgotten(tmp_path: Path) -> None:

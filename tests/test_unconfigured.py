@@ -84,7 +84,7 @@ def test_status_says_what_is_missing_and_the_next_step(bare_host: dict[str, str]
     assert result.code == 2, result  # no login: critical for a monitor, as before
     lines = result.stdout.splitlines()
     assert lines[1].startswith("default:instance-region") and " missing " in lines[1]
-    assert [line.split(":")[0] for line in lines[2:]] == ["missing", "missing", "missing", "next"]
+    assert [line.split(":")[0] for line in lines[2:]] == ["missing", "missing", "missing", "served by", "next"]
     assert lines[2].startswith("missing: no AWS region (this host is not on EC2): set 'region' in [defaults]")
     assert lines[3].startswith("missing: no AWS credentials") and "/etc/default/ecr-login" in lines[3]
     assert lines[4].startswith(f"missing: no registry configured in {DEFAULT_CONFIG} (absent)")
