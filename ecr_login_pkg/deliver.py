@@ -27,7 +27,7 @@ from .consumers import Consumer, resolve, service_account, user_settings
 from .errors import EX_CONFIG, EX_OK, EX_TEMPFAIL, ConfigError, EcrLoginError, UsageError, most_severe
 from .handoff import HandedLogin, load
 from .logs import Log
-from .plan import format_time
+from .plan import default_key, format_time
 from .state import Entry, State
 from .stores import Store, open_store
 
@@ -87,6 +87,8 @@ def serve(consumer: Consumer, settings: Settings, handed: dict[str, HandedLogin]
         due: dict[str, dict[str, HandedLogin]] = {}
         for target in mine.targets:
             for login in (login for login in handed.values() if login.target == target.name):
+                if target.registry is None:  # so the user's status knows where the default registry is
+                    state.default_hosts[default_key(target)] = login.address
                 for kind in target.stores:
                     store = stores.setdefault(kind, open_store(kind, mine.docker_config_file, environ, mine.lock_timeout))
                     row = {"registry": login.address, "store": kind, "location": store.location, "stored": False,
