@@ -142,8 +142,14 @@ class DockerCliStore:
                 if address in result:
                     continue
                 try:
-                    self.helper_for(address)  # a helper named but not installed: no docker process
-                    self._login(address, username, password)
+                    through = self.helper_for(address)  # a helper named but not installed: no docker process
+                    try:
+                        self._login(address, username, password)
+                    except TemporaryError as exc:
+                        if through is None:
+                            raise
+                        raise TemporaryError(f"{exc} (through the credential helper docker-credential-{through}, "
+                                             "which may need a login session of the user)") from None
                     helper = self.helper_for(address)
                     held = f"helper:{helper}" if helper else self.file.held(address)
                     if held is None:

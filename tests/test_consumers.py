@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import stat
@@ -306,3 +307,98 @@ def test_deliver_needs_root(world: World) -> None:
     world.write_config(world.user("builder"))
     done = world.run("deliver", user=world.user("builder"))
     assert done.returncode == 64 and "root" in done.stderr
+
+
+HELPER = """#!/usr/bin/python3
+# docker-credential-teststore: the credential-helper protocol, entries in ~/.teststore.json
+# (or failing as a keyring without a login session does, when ~/.teststore-locked exists).
+import json, os, sys
+home = os.path.expanduser("~")
+if os.path.exists(os.path.join(home, ".teststore-locked")):
+    print("Cannot autolaunch D-Bus without X11 $DISPLAY")
+    sys.exit(1)
+path = os.path.join(home, ".teststore.json")
+entries = json.load(open(path)) if os.path.exists(path) else {}
+action, data = sys.argv[1], sys.stdin.read()
+if action == "store":
+    item = json.loads(data)
+    entries[item["ServerURL"]] = {"Username": item["Username"], "Secret": item["Secret"]}
+elif action == "get":
+    item = entries.get(data.strip())
+    if item is None:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps({"ServerURL": data.strip(), **item}))
+elif action == "erase":
+    entries.pop(data.strip(), None)
+elif action == "list":
+    print(json.dumps({url: item["Username"] for url, item in entries.items()}))
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, json.dumps(entries).encode())
+"""
+
+
+def _builder_uses_a_credential_helper(world: World) -> Path:
+    bin_dir = world.base / "bin"
+    bin_dir.mkdir(mode=0o755)
+    helper = bin_dir / "docker-credential-teststore"
+    helper.write_text(HELPER)
+    helper.chmod(0o755)
+    builder = world.user("builder")
+    world.docker_config("builder").parent.mkdir(mode=0o700)
+    world.docker_config("builder").write_text(json.dumps({"credsStore": "teststore"}))
+    subprocess.run(["chown", "-R", f"{builder}:{builder}", str(world.docker_config("builder").parent)], check=True)
+    world.write_config(builder)
+    world.config.write_text(world.config.read_text().replace("stores = file", "stores = docker"))
+    return bin_dir
+
+
+def test_a_users_credential_helper_gets_the_login_as_that_user(world: World) -> None:
+    require_tool("docker")
+    bin_dir = _builder_uses_a_credential_helper(world)
+    path = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    assert world.login_as_service().returncode == 0
+    delivered = world.run("deliver", env={"STATE_DIRECTORY": str(world.state_dir), **path})
+    assert delivered.returncode == 0, delivered
+    kept = world.home("builder") / ".teststore.json"
+    assert kept.stat().st_uid == pwd.getpwnam(world.user("builder")).pw_uid
+    entries = json.loads(kept.read_text())
+    assert entries[world.registry.address]["Secret"] == world.password
+    in_file = json.loads(world.docker_config("builder").read_text())
+    assert not in_file.get("auths", {}).get(world.registry.address), "the secret went into the file, not the helper"
+    status = world.run("status", user=world.user("builder"), env=path)
+    assert status.returncode == 0 and " ok " in status.stdout, status
+
+
+def test_a_credential_helper_that_needs_a_login_session_is_one_clear_status_line(world: World) -> None:
+    require_tool("docker")
+    bin_dir = _builder_uses_a_credential_helper(world)
+    locked = world.home("builder") / ".teststore-locked"
+    locked.touch()
+    path = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    assert world.login_as_service().returncode == 0
+    delivered = world.run("deliver", env={"STATE_DIRECTORY": str(world.state_dir), **path})
+    assert delivered.returncode != 0, delivered
+    failed = [line for line in delivered.stderr.splitlines() if world.user("builder") in line and "error" in line]
+    assert failed and "teststore" in " ".join(failed), delivered.stderr
+    status = world.run("status", user=world.user("builder"), env=path)
+    assert status.returncode == 2, status
+    row = [line for line in status.stdout.splitlines() if world.registry.address in line]
+    assert row and "D-Bus" in row[0], status.stdout
+
+
+def test_the_metrics_have_a_series_per_user(world: World) -> None:
+    builder = world.user("builder")
+    metrics = world.base / "metrics"
+    metrics.mkdir(mode=0o777)
+    metrics.chmod(0o777)
+    world.write_config(builder, extra=f"metrics_file = {metrics / 'ecr-login.prom'}\n")
+    assert world.login_as_service().returncode == 0
+    assert world.deliver().returncode == 0
+    text = (metrics / "ecr-login.prom").read_text()
+    for user in (world.user("svc"), builder):
+        assert re.search(rf'ecr_login_expiry_timestamp_seconds{{registry="{re.escape(world.registry.address)}",'
+                         rf'store="file",user="{user}"}} \d+', text), text
+    # The login step's own write (nothing due) keeps the users' series.
+    assert world.login_as_service().returncode == 0
+    assert f'user="{builder}"' in (metrics / "ecr-login.prom").read_text()
