@@ -201,6 +201,19 @@ class LocalRegistry:
             raise RuntimeError("/v2/ answered without auth: htpasswd not in effect")
         raise TimeoutError(f"docker-registry not ready after {self.start_timeout}s:\n{self.log_text()[-2000:]}")
 
+    def change_password(self, password: str) -> None:
+        """Take ``password`` from now on (as ECR does when a token expires): the server restarts
+        on the same address with the new htpasswd, keeping its images."""
+        assert self._process is not None, "not started"
+        subprocess.run([self.htpasswd, "-i", "-B", "-c", str(self.workdir / "htpasswd"), self.username],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+        self.password = password
+        process, self._process = self._process, None
+        process.terminate()
+        process.wait(timeout=10)
+        self._launch(self.workdir / "htpasswd")
+        self._wait_ready()
+
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL) and tidy up."""
         process, self._process = self._process, None
