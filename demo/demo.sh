@@ -99,6 +99,7 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    umount -R "$work/dockerd/exec" 2>/dev/null || true   # dockerd's own mounts, if it ran
     rm -rf "$work"
     if ((status == 0)); then echo; echo "demo: done; guest, servers and temporary files removed."; fi
     exit "$status"
@@ -204,6 +205,10 @@ bold "3. Boot a pristine Debian 12 guest (systemd-nspawn --boot)"
 note "(the first run debootstraps the pristine image, about 80 s, cached in /var/cache/ecr-login-tests; later runs reuse it)"
 "$PYTHON" tests/guest.py tarball >/dev/null
 binds=()   # no package file: the guest installs from the apt repository
+# The socket of a real Docker daemon (Debian's dockerd, started on the host in step 9),
+# through which builder's docker pull goes.
+mkdir -m 0755 "$work/docker-sock"
+binds+=(--bind "$work/docker-sock:/run/demo-docker")
 if [[ $docker_from == host ]]; then
     binds+=(--bind-ro "$(readlink -f "$host_docker"):$GUEST_DOCKER")
 fi
@@ -283,8 +288,16 @@ AWS_REGION=us-east-1
 AWS_ENDPOINT_URL_ECR=http://127.0.0.1:$ecr_port
 EOF
 guest sed -e 's/^\(AWS_SECRET_ACCESS_KEY=\).*/\1********/' /etc/default/ecr-login | sed 's/^/   /'
-note "(ecr-login.conf as the package installs it names no registry: the caller's own account's registry,"
-note " in the docker store, the default since the docker CLI is installed)"
+note "The builds run as builder (in the docker group), who already has a login of its own elsewhere:"
+show groupadd --force docker
+show useradd --create-home --groups docker builder
+as_user builder sh -c 'umask 077 && mkdir -p ~/.docker && printf "%s\n" "{\"auths\": {\"ghcr.io\": {\"auth\": \"Z2hjcjp0b2tlbg==\"}}}" > ~/.docker/config.json'
+show cat /home/builder/.docker/config.json
+note "The one line in ecr-login.conf: name the build user; the registry is the caller's own default one"
+note "(the package's file names none), in the docker store, the default since the docker CLI is installed."
+guest mkdir -p /etc/ecr-login
+guest sh -c 'printf "[defaults]\nusers = builder\n" > /etc/ecr-login/ecr-login.conf'
+show cat /etc/ecr-login/ecr-login.conf
 note "The timer's per-host random offset (RandomizedDelaySec=5min, spreading a fleet's calls) would add"
 note "up to 5 min of waiting for its tick here: a drop-in sets it to 0 (README: change it with a drop-in)."
 guest mkdir -p /etc/systemd/system/ecr-login.timer.d
@@ -367,15 +380,36 @@ fi
 note "(the registry password does not appear anywhere in the guest's journal)"
 
 # --- 9. the stored login, used -------------------------------------------------------------
-bold "9. The stored login, as the ecr-login user: status, the docker CLI, a pull"
-show ls -l /var/lib/ecr-login/.docker/config.json
+bold "9. builder's login: its own file, status, a docker pull through a real daemon, skopeo"
+show ls -l /home/builder/.docker/config.json
+show cat /home/builder/.docker/config.json | sed -e 's/"auth": "[^"]*"/"auth": "********"/g'
+note "(builder's own file, builder's 0600: the ghcr.io login kept, the ECR one added; no AWS key in it)"
 rc=0
-show_as ecr-login ecr-login status || rc=$?
+show_as builder ecr-login status || rc=$?
 note "(exit status $rc)"
-# docker's client talks to the registry itself here (no daemon), with the login from config.json.
-show_as ecr-login docker manifest inspect --insecure "$registry/demo/hello:v1"
-guest install -d -o ecr-login -g ecr-login -m 0700 /tmp/pull
-show_as ecr-login skopeo copy --src-tls-verify=false --authfile /var/lib/ecr-login/.docker/config.json \
+rc=0
+show ecr-login status --all || rc=$?
+note "(exit status $rc: every user's logins, each read as that user)"
+dockerd_bin="$(command -v dockerd || true)"
+if [[ -n $dockerd_bin ]]; then
+    note "A real Docker daemon (Debian's dockerd, run on the host in a temporary directory; its socket is"
+    note "bound into the guest at /run/demo-docker/docker.sock):"
+    "$dockerd_bin" --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        --data-root "$work/dockerd/data" --exec-root "$work/dockerd/exec" \
+        -H "unix://$work/docker-sock/docker.sock" --pidfile "$work/dockerd.pid" >"$work/dockerd.log" 2>&1 &
+    pids+=($!)
+    for ((i = 0; i < 300; i++)); do [[ -S $work/docker-sock/docker.sock ]] && break; sleep 0.2; done
+    [[ -S $work/docker-sock/docker.sock ]] || { tail -20 "$work/dockerd.log"; die "dockerd did not start"; }
+    chmod 0666 "$work/docker-sock/docker.sock"   # builder's uid in the guest is no user of the host
+    printf '\n%s@%s$ DOCKER_HOST=unix:///run/demo-docker/docker.sock docker pull %s\n' builder "$prompt_host" "$registry/demo/hello:v1"
+    as_user builder env DOCKER_HOST=unix:///run/demo-docker/docker.sock docker pull "$registry/demo/hello:v1" \
+        || die "builder's docker pull failed"
+    as_user builder env DOCKER_HOST=unix:///run/demo-docker/docker.sock docker image rm "$registry/demo/hello:v1" >/dev/null || true
+else
+    note "(no dockerd on this host: run .ci/setup.sh, which installs docker.io, for builder's pull through a daemon)"
+fi
+guest install -d -o builder -g builder -m 0700 /tmp/pull
+show_as builder skopeo copy --src-tls-verify=false --authfile /home/builder/.docker/config.json \
     "docker://$registry/demo/hello:v1" oci:/tmp/pull/hello:v1
 layer="$(guest python3 -c '
 import json
