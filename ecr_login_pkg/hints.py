@@ -87,9 +87,18 @@ class Service:
                 f"{DEFAULT_CONFIG_PATH} (the host's login), or 'systemctl enable --now {self.timer}' "
                 f"({self.user}'s own AWS identity, in {self.environment_file})")
 
+    @property
+    def scheduled(self) -> bool:
+        """A timer runs this user's refresh (root's own logins have none unless root is named)."""
+        return self.enabled and not (self.user == "root" and not self.named_consumer)
+
+    def first_run(self) -> str:
+        """The command that makes the reader's first login now."""
+        return f"systemctl start {self.unit}" if self.scheduled else "ecr-login"
+
     def every(self) -> str:
         """How the refresh is scheduled, for "next:" hints."""
-        if not self.enabled or (self.user == "root" and not self.named_consumer):
+        if not self.scheduled:
             return f"no timer runs it for {self.user}"
         return f"{self.timer} runs it every 15 minutes"
 

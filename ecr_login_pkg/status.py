@@ -128,8 +128,7 @@ def show(settings: Settings, environ: Mapping[str, str], as_json: bool, every_us
     if not every_user:
         lines.append(f"served by: {served.describe()}")
     if never:
-        first = f"systemctl start {served.unit}" if served.system or served.enabled else "ecr-login"
-        lines.append(f"next: {'fix what is missing, then ' if lacking else ''}run '{first}' "
+        lines.append(f"next: {'fix what is missing, then ' if lacking else ''}run '{served.first_run()}' "
                      f"({served.every()}); {SEE_DOCTOR}")
     return code, "".join(line + "\n" for line in lines)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,10 @@ def test_status_says_what_is_missing_and_the_next_step(bare_host: dict[str, str]
     assert lines[2].startswith("missing: no AWS region (this host is not on EC2): set 'region' in [defaults]")
     assert lines[3].startswith("missing: no AWS credentials") and "/etc/default/ecr-login" in lines[3]
     assert lines[4].startswith(f"missing: no registry configured in {DEFAULT_CONFIG} (absent)")
-    assert lines[5] == ("next: fix what is missing, then run 'ecr-login' (the timer runs it every 15 minutes); "
+    # Nothing serves this user (root unnamed, or a user without a timer): the next step says so (#17.4).
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert lines[5].startswith("served by: ") and me in lines[5]
+    assert lines[6] == (f"next: fix what is missing, then run 'ecr-login' (no timer runs it for {me}); "
                         "see 'ecr-login doctor' for each check and its fix")
     report = json.loads(run_ecr_login("status", "--json", "--store", "file").stdout)
     assert [what.split(" (")[0] for what in report["missing"]][:1] == ["no AWS region"] and len(report["missing"]) == 3
