@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__, paths
 from .config import DEFAULT_CONFIG, Settings, Target, env_endpoint
+from .deadline import fetch_tokens
 from .errors import (
     EX_CONFIG,
     EX_OK,
@@ -32,11 +33,12 @@ from .errors import (
     most_severe,
 )
 from .hints import Service, credentials_fix, region_fix, serving
+from .instance_region import with_instance_region
 from .logs import WARNING, Log, redact
 from .plan import address_of, pairs_for
 from .state import State
 from .stores import Store
-from .tokens import Identity, Token, fetch_tokens, identity_of, with_instance_region
+from .tokens import Identity, Token, identity_of
 
 MAX_CLOCK_SKEW = 5 * 60.0  # AWS refuses signatures 15 minutes off; warn well before
 TOKEN_TIMEOUT = 6.0  # a doctor answers in seconds, not after a login's retries

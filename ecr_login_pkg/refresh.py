@@ -68,7 +68,8 @@ def _plan_only(settings: Settings, environ: Mapping[str, str], log: Log, state: 
     for pair in due:
         region = pair.target.region
         if pair.address is None and not region and pair.error is None:
-            from .tokens import identity_of, with_instance_region
+            from .instance_region import with_instance_region
+            from .tokens import identity_of
 
             try:  # a dry run should catch the missing region the real run would hit
                 region = with_instance_region(identity_of(pair.target), environ).region + " from instance metadata"
@@ -95,7 +96,8 @@ def _refresh(settings: Settings, environ: Mapping[str, str], log: Log, state: St
     fetchable = [pair for pair in due if pair.error is None]
     tokens: dict[Identity, Token | EcrLoginError] = {}
     if fetchable:
-        from .tokens import fetch_tokens, identity_of
+        from .deadline import fetch_tokens
+        from .tokens import identity_of
 
         identities = list(dict.fromkeys(identity_of(pair.target) for pair in fetchable))
         log.debug(f"{len(fetchable)} login(s) due; {len(identities)} token request(s)")

@@ -33,8 +33,8 @@ from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login, use_help
 from standin_ecr import StandinECR
 from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
+from ecr_login_pkg.deadline import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from ecr_login_pkg.fsutil import lock_file_path
-from ecr_login_pkg.tokens import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 EU_HOST = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"

@@ -3,7 +3,8 @@
 Through the real command where a server can play the part (the stand-in ECR,
 or a tiny fixed-answer server below for what the stand-in cannot say: a
 wrong endpoint's 404, an STS answer without credentials), and by calling
-ecr_login_pkg.tokens / ecr_login_pkg.logs directly where only a function can
+ecr_login_pkg's token modules (tokens, aws_errors, aws_clients, awscli_source,
+deadline) and ecr_login_pkg.logs directly where only a function can
 be made to misbehave. Each test here failed before the fix it covers.
 """
 
@@ -21,10 +22,12 @@ from pathlib import Path
 import pytest
 from conftest import run_ecr_login
 
-from ecr_login_pkg import tokens
+from ecr_login_pkg import aws_clients, awscli_source
+from ecr_login_pkg.aws_errors import classify_client_error
+from ecr_login_pkg.deadline import fetch_tokens
 from ecr_login_pkg.errors import ConfigError, DeniedError, MalformedAnswerError, TemporaryError
 from ecr_login_pkg.logs import redact
-from ecr_login_pkg.tokens import Identity, Token, classify_client_error, decode_token, fetch_tokens
+from ecr_login_pkg.tokens import Identity, Token, decode_token
 
 ACCOUNT = "123456789012"
 HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
@@ -116,7 +119,7 @@ def test_unexpected_exception_in_one_worker_is_a_temporary_error_named_by_type(m
             raise ValueError("leaked-detail-Zm9vYmFyYmF6cXV4")
         return token
 
-    monkeypatch.setattr(tokens, "_awscli_fetch", fake)
+    monkeypatch.setattr(awscli_source, "fetch", fake)
     from ecr_login_pkg.logs import Log
 
     results = fetch_tokens([good, bad], 5, Log(), os.environ)
@@ -135,7 +138,7 @@ def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
     def fake(identity: Identity, remaining: float, environ: object, *children: object) -> Token:
         return {}["Credentials"]  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(tokens, "_awscli_fetch", fake)
+    monkeypatch.setattr(awscli_source, "fetch", fake)
     from ecr_login_pkg.logs import Log
 
     assert isinstance(fetch_tokens([identity], 5, Log(), os.environ)[identity], MalformedAnswerError)
@@ -145,7 +148,7 @@ def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
 
 
 def test_invalid_endpoint_url_is_a_configuration_error(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = tokens._BotoFetcher(os.environ)
+    fetcher = aws_clients.BotoFetcher(os.environ)
     for url in ("http://a b", "http://a..b", "http://[1:2:3]"):
         with pytest.raises(ConfigError) as caught:
             fetcher.client(Identity(region="us-east-1", endpoint_url=url), 5)
@@ -298,11 +301,11 @@ def test_instance_metadata_switched_off_is_configuration(aws_env, write_config, 
 
 
 def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = tokens._BotoFetcher(os.environ)
+    fetcher = aws_clients.BotoFetcher(os.environ)
     first = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
     second = fetcher.client(Identity(region="eu-west-1", role_arn=ROLE + "-2"), 5)
     plain = fetcher.client(Identity(region="us-east-1"), 5)
-    assert isinstance(first, tokens._RoleClient) and isinstance(second, tokens._RoleClient)
+    assert isinstance(first, aws_clients.RoleClient) and isinstance(second, aws_clients.RoleClient)
     assert first._session is not second._session
     assert fetcher._session(None) not in (first._session, second._session)
     assert plain is not None
@@ -311,7 +314,7 @@ def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignor
 def test_sts_endpoint_variables_are_ignored_when_told(aws_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     dead = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", dead)
-    fetcher = tokens._BotoFetcher(os.environ)
+    fetcher = aws_clients.BotoFetcher(os.environ)
     honoured = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
     assert honoured._sts.meta.endpoint_url == dead
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
