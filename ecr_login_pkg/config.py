@@ -10,7 +10,7 @@ import configparser
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from . import paths
@@ -183,18 +183,14 @@ def _stores(source: _Source, section: str, value: str) -> tuple[str, ...]:
 _URL_RE = re.compile(r"https?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?(/\S*)?")
 
 
-def _check_url(value: str) -> str:
-    if not _URL_RE.fullmatch(value):
-        raise ConfigError(f"endpoint URL '{value}' is not a URL (expected http(s)://HOST[:PORT])")
-    return value
-
-
-def _endpoint(source: _Source, section: str, value: str | None) -> str | None:
-    """A section's ``endpoint_url``, checked; None when not set."""
+def _endpoint(value: str | None, source: _Source | None = None, section: str = "") -> str | None:
+    """An endpoint URL, checked; None when not set. From a file (``source``) the error names the
+    file, section and key; from a flag or the environment, the caller names where it came from."""
     if not value:
         return None
     if not _URL_RE.fullmatch(value):
-        raise source.fail(section, "endpoint_url", f"'{value}' is not a URL (expected http(s)://HOST[:PORT])")
+        problem = f"'{value}' is not a URL (expected http(s)://HOST[:PORT])"
+        raise source.fail(section, "endpoint_url", problem) if source else ConfigError(f"endpoint URL {problem}")
     return value
 
 
@@ -207,7 +203,7 @@ def env_endpoint(environ: Mapping[str, str], service_variable: str) -> str | Non
         value = environ.get(variable)
         if value:
             try:
-                return _check_url(value)
+                return _endpoint(value)
             except ConfigError as exc:
                 raise ConfigError(f"{variable} (environment): {exc}") from None
     return None
@@ -312,7 +308,9 @@ def _defaults_section(source: _Source) -> dict[str, str]:
 
 def _check_overrides(overrides: Overrides) -> None:
     """The flags' values, checked before anything is read on their strength (exit 64)."""
-    checks = [("--region", overrides.region, validate_region), ("--endpoint-url", overrides.endpoint_url, _check_url)]
+    checks: list[tuple[str, str | None, Callable[[str], object]]] = [
+        ("--region", overrides.region, validate_region), ("--endpoint-url", overrides.endpoint_url, _endpoint)
+    ]
     for flag, value, check in checks:
         if value:
             try:
@@ -361,7 +359,7 @@ def _template(source: _Source, defaults: dict[str, str], overrides: Overrides, e
         stores=_stores(source, DEFAULTS_SECTION, defaults["stores"]) if "stores" in defaults else default_stores(environ),
         profile=overrides.profile or defaults.get("profile") or None,
         role_arn=defaults.get("role_arn") or None,
-        endpoint_url=overrides.endpoint_url or _endpoint(source, DEFAULTS_SECTION, defaults.get("endpoint_url")),
+        endpoint_url=overrides.endpoint_url or _endpoint(defaults.get("endpoint_url"), source, DEFAULTS_SECTION),
         token_source=token_source,
     )
     if template.role_arn:
@@ -433,7 +431,7 @@ def _registry_target(source: _Source, section: str, values: dict[str, str], temp
         stores=_stores(source, section, values["stores"]) if "stores" in values else template.stores,
         profile=values.get("profile") or template.profile,
         role_arn=values.get("role_arn") or template.role_arn,
-        endpoint_url=_endpoint(source, section, values.get("endpoint_url")) or template.endpoint_url,
+        endpoint_url=_endpoint(values.get("endpoint_url"), source, section) or template.endpoint_url,
         token_source=token_source,
         store_as=store_as,
     )
