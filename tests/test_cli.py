@@ -6,7 +6,7 @@ import pytest
 from conftest import run_ecr_login
 
 from ecr_login_pkg import __version__
-from ecr_login_pkg.cli import build_parser, with_default_command
+from ecr_login_pkg.cli import with_default_command
 
 
 @pytest.mark.parametrize(
@@ -35,8 +35,10 @@ def test_every_command_has_help_and_version(command: str) -> None:
 
 
 def test_login_options_match_the_contract() -> None:
-    parser = build_parser()
-    login_help = parser._subparsers._group_actions[0].choices["login"].format_help()  # type: ignore[union-attr]
+    """The options as a user reads them: ``ecr-login login --help``."""
+    result = run_ecr_login("login", "--help")
+    assert result.code == 0, result
+    login_help = result.stdout
     for option in ("--region", "--profile", "--endpoint-url", "--force", "--dry-run", "--store", "--config",
                    "--verbose", "--quiet", "--metrics-file"):
         assert option in login_help
