@@ -161,7 +161,7 @@ class DockerCliStore:
 
     def _locked(self) -> DirLock:
         """The same lock the file store takes: docker rewrites config.json without one."""
-        directory = os.path.dirname(self.location)
+        directory = os.path.dirname(self.file.real_path())  # the lock AuthFile takes: beside the real file
         ensure_private_dir(directory)
         self.file.snapshot()  # a file we must not rewrite is refused before its directory gets a lock file
         return DirLock(directory, self.lock_timeout, "credential file")

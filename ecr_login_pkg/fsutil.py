@@ -32,6 +32,10 @@ from .errors import ConfigError, TemporaryError
 TEMP_PREFIX = ".ecr-login-"
 
 
+READ_ONLY_HINT = ("the file system is read-only (mounted ro, or remounted ro after disk errors, as ext4's "
+                  "errors=remount-ro does: see dmesg): make it writable, or point the setting at a writable place")
+
+
 def path_problem(path: str, exc: OSError, doing: str) -> str:
     """One line naming ``path``, what failed and what to do about it."""
     hints = {
@@ -40,7 +44,8 @@ def path_problem(path: str, exc: OSError, doing: str) -> str:
         errno.EPERM: "operation not permitted: run as the user who owns it, or fix its permissions",
         errno.EISDIR: "it is a directory where a file belongs: remove or rename it",
         errno.ELOOP: "it is a symlink: replace it with a real file or directory",
-        errno.EROFS: "the file system is read-only: point the setting at a writable place",
+        errno.EROFS: READ_ONLY_HINT,
+        errno.ENXIO: "it is a socket or a device, not a regular file: remove it",
     }
     hint = hints.get(exc.errno or 0, exc.strerror or str(exc))
     return f"{path}: cannot {doing}: {hint}"
@@ -74,6 +79,99 @@ def refuse_foreign(path: str, info: os.stat_result, what: str = "file") -> None:
         )
 
 
+def refuse_special(path: str, info: os.stat_result, what: str = "file") -> None:
+    """ConfigError when ``info`` is a FIFO, socket or device: opening one could hang, replacing
+    one would destroy what someone put there on purpose. Refused at once, left untouched."""
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode):
+        return
+    raise ConfigError(f"{path}: the {what} is not a regular file (a FIFO, socket or device?); "
+                      "left untouched: remove it, or point the setting elsewhere")
+
+
+MAX_LINKS = 40  # as the kernel's ELOOP limit
+
+
+def resolve_own_links(path: str) -> str:
+    """``path`` with its symlinks resolved, when each may be followed; ConfigError naming the one that may not.
+
+    A dotfiles manager (stow, chezmoi) links ``~/.docker``, ``~/.config/containers`` or
+    ``config.json`` into a repository of the user's; docker and skopeo write through such a link
+    and keep it, and so do we, by working on the real path. A link is followed when it belongs to
+    this user (or root), the file it leads to (or, while that is absent, its directory) belongs to
+    this user, and every directory on the real path belongs to this user or root and is not
+    writable by others, a sticky one (/tmp) excepted: anyone else could change where it leads.
+    A path without a link is returned as it is, for the checks that were always made.
+    """
+    absolute = os.path.abspath(path)
+    pending = [part for part in absolute.split(os.sep) if part]
+    real, links = os.sep, 0
+    while pending:
+        part = pending.pop(0)
+        if part in (".", ".."):
+            real = real if part == "." else os.path.dirname(real)
+            continue
+        candidate = os.path.join(real, part)
+        try:
+            info = os.lstat(candidate)
+        except OSError:  # absent (created later, in the real directory), or unusable: the caller says which
+            real = os.path.join(candidate, *pending)
+            break
+        if not stat.S_ISLNK(info.st_mode):
+            real = candidate
+            continue
+        links += 1
+        if links > MAX_LINKS:
+            raise ConfigError(f"{path}: too many levels of symlinks; replace them with the real path")
+        if info.st_uid not in (0, os.geteuid()):
+            raise ForeignFileError(
+                f"{path}: {candidate} is a symlink owned by {user_name(info.st_uid)}, not by this user "
+                f"({os.geteuid()}); refusing to follow it: left untouched (remove it, or point the setting at the real path)"
+            )
+        target = os.readlink(candidate)
+        real = os.sep if os.path.isabs(target) else real
+        pending = [part for part in target.split(os.sep) if part] + pending
+    if links == 0:
+        return path
+    _refuse_unsafe_target(path, real)
+    return real
+
+
+def _refuse_unsafe_target(path: str, real: str) -> None:
+    """The checks of resolve_own_links on the real path a link leads to."""
+    try:
+        info = os.lstat(real)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise ConfigError(path_problem(path, exc, f"follow its symlink to {real}")) from None
+    directory = os.path.dirname(real)
+    try:
+        owner = info if info is not None else os.lstat(directory)
+    except OSError:
+        raise ConfigError(f"{path}: is a symlink to {real}, whose directory does not exist: "
+                          "create it, or remove the link") from None
+    if owner.st_uid != os.geteuid():
+        raise ForeignFileError(
+            f"{path}: links to {real if info is not None else directory}, owned by {user_name(owner.st_uid)}, "
+            f"not by this user ({os.geteuid()}); refusing to follow it: left untouched (remove the link)"
+        )
+    while True:
+        try:
+            step = os.lstat(directory)
+        except OSError as exc:
+            raise ConfigError(path_problem(path, exc, f"follow its symlink to {real}")) from None
+        others_write = step.st_mode & 0o022 and not step.st_mode & stat.S_ISVTX
+        if step.st_uid not in (0, os.geteuid()) or others_write:
+            who = f"owned by {user_name(step.st_uid)}" if step.st_uid not in (0, os.geteuid()) else "writable by others"
+            raise ConfigError(
+                f"{path}: links to {real}, through {directory}, {who}: someone else could change where it leads; "
+                "refusing to follow it: left untouched (move the target to a directory only you can write)"
+            )
+        if directory == os.sep:
+            return
+        directory = os.path.dirname(directory)
+
+
 def ensure_private_dir(path: str) -> None:
     """Create ``path`` (mode 0700) if missing; refuse a symlink planted in its place."""
     try:
@@ -103,14 +201,19 @@ def read_text_nofollow(path: str) -> str | None:
     Every other failure (a symlink, a directory, no permission, a parent that is a file)
     is a ConfigError naming the path and the fix.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a FIFO opens at once (and is refused below) instead of waiting for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{path}: is a symlink; refusing to follow it (replace it with a regular file)") from None
         raise ConfigError(path_problem(path, exc, "read it")) from None
+    try:
+        refuse_special(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         with os.fdopen(fd, "rb") as handle:
             data = handle.read()  # a directory opens fine, and fails here with EISDIR
@@ -122,17 +225,23 @@ def read_text_nofollow(path: str) -> str | None:
         raise ConfigError(f"{path}: is not UTF-8 text") from None
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True,
+                 still_as_read: Callable[[], bool] | None = None) -> bool:
     """Replace ``path`` with ``data`` atomically; the temp file never outlives a failure.
 
     The new file belongs to the running user; an existing ``path`` another user owns is refused
-    (ForeignFileError) and left as it is.
+    (ForeignFileError) and left as it is, as is a FIFO, socket or device.
     ``durable``: fsync the data and the directory, so that a crash right after leaves the new
     file, not an empty one. Each fsync costs milliseconds; a file that is rebuilt when lost
     (the state, the metrics) can do without.
+    ``still_as_read``: asked last, just before the rename; when it answers False (a writer that
+    takes no lock, as ``docker login``, replaced the file since the caller read it), the temp
+    file is removed, ``path`` is left as it is, and False is returned: merge again and retry.
     """
     try:
-        refuse_foreign(path, os.lstat(path))
+        info = os.lstat(path)
+        refuse_special(path, info)
+        refuse_foreign(path, info)
     except FileNotFoundError:
         pass
     except OSError:
@@ -155,6 +264,9 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True
                 os.fsync(fd)
         finally:
             os.close(fd)
+        if still_as_read is not None and not still_as_read():
+            _unlink_quietly(temp)
+            return False
         os.replace(temp, path)
     except OSError as exc:
         _unlink_quietly(temp)
@@ -164,11 +276,14 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, durable: bool = True
         raise
     if durable:
         _fsync_dir(directory)
+    return True
 
 
 def _write_error(path: str, exc: OSError) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN):
         return TemporaryError(f"{path}: cannot write: {exc.strerror}; the existing file was left unchanged")
+    if exc.errno == errno.EROFS:
+        return ConfigError(f"{path}: cannot write: {READ_ONLY_HINT}; the existing file was left unchanged")
     return ConfigError(f"{path}: cannot write: {exc.strerror}; the existing file was left unchanged")
 
 
@@ -293,14 +408,24 @@ class DirLock:
     def _open(self) -> int:
         """Open (creating it 0600) this user's lock file; refuse one that is not ours."""
         path = lock_file_path(self.directory)
+        flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        writable = True
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o600)
         except OSError as exc:
             try:
                 info = os.lstat(path)  # planted: another user's file (EACCES), a symlink (ELOOP)
             except OSError:
                 raise ConfigError(path_problem(self.directory, exc, f"open the directory for the {self.what} lock")) from None
             fd = -1
+            if exc.errno == errno.EROFS and stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid():
+                # A read-only file system: flock works on a descriptor opened read-only, and a run
+                # with nothing due writes nothing; a run that must write says what is wrong then.
+                try:
+                    fd, writable = os.open(path, os.O_RDONLY | flags), False
+                    info = os.fstat(fd)
+                except OSError:
+                    fd = -1
         else:
             info = os.fstat(fd)
         try:
@@ -309,7 +434,7 @@ class DirLock:
             refuse_foreign(path, info, f"{self.what} lock file (it could hold the lock for ever)")
             if fd < 0:
                 raise ConfigError(f"{path}: cannot open the {self.what} lock file; remove it")
-            if stat.S_IMODE(info.st_mode) & 0o077:
+            if writable and stat.S_IMODE(info.st_mode) & 0o077:
                 os.fchmod(fd, 0o600)  # nobody else may open it, hence hold it
         except BaseException:
             if fd >= 0:

@@ -16,7 +16,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ConfigError
-from .fsutil import DirLock, atomic_write, ensure_private_dir, read_text_nofollow, refuse_foreign, remove_stale_temps
+from .fsutil import (
+    DirLock,
+    atomic_write,
+    ensure_private_dir,
+    read_text_nofollow,
+    refuse_foreign,
+    refuse_special,
+    remove_stale_temps,
+)
 from .registry import is_login_address
 
 STATE_FILE = "state.json"
@@ -112,11 +120,15 @@ class State:
 
     def load(self) -> State:
         """Read the state; ForeignFileError (78) when another user owns the file: it is theirs,
-        not to be read as ours nor replaced (root's run included)."""
+        not to be read as ours nor replaced (root's run included); ConfigError (78) when it is
+        a FIFO, socket or device, at once, untouched."""
         try:
-            refuse_foreign(self.path, os.lstat(self.path), "state file")
+            info = os.lstat(self.path)
         except OSError:
             pass  # absent, or unusable: read_text_nofollow says which
+        else:
+            refuse_foreign(self.path, info, "state file")
+            refuse_special(self.path, info, "state file")  # a FIFO would hang the run (and the lock) for ever
         try:
             text = read_text_nofollow(self.path)
         except ConfigError as exc:  # a directory, a symlink, unreadable: rebuilt like a corrupt one

@@ -6,16 +6,35 @@ import base64
 import json
 import os
 import stat
+import subprocess
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, require_tool
 
 from ecr_login_pkg.authfile import AuthFile, JsonNumber, NotJsonError, dump_json, encode_auth, fingerprint, parse_json
 from ecr_login_pkg.errors import EX_CONFIG, ConfigError
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NOBODY = 65534
+PYTHONS = ["venv", "/usr/bin/python3"]  # this venv's, and Debian 12's with python3-boto3 1.26
+
+
+def run_with(python: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A real ``python -m ecr_login_pkg`` process in the test's environment."""
+    interpreter = sys.executable if python == "venv" else require_tool(python)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env.pop("JOURNAL_STREAM", None)
+    env.pop("INVOCATION_ID", None)
+    return subprocess.run([interpreter, "-m", "ecr_login_pkg", *args], capture_output=True, text=True, env=env,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+
+def file_config(write_config, ecr, stores: str = "file") -> str:  # type: ignore[no-untyped-def]
+    return write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = {stores}\ntimeout = 5s\n[{HOST}]\n")
 
 
 def test_encode_auth_is_what_docker_writes() -> None:
@@ -158,10 +177,13 @@ def test_snapshot_is_parsed_again_only_when_the_file_changes(config_json: Path) 
     assert file.held(HOST) == fingerprint(encode_auth("AWS", "two"))
 
 
-def test_a_symlink_or_a_directory_is_refused(config_json: Path, tmp_path: Path) -> None:
+def test_a_symlink_another_user_owns_or_a_directory_is_refused(config_json: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand the link to another user")
     (tmp_path / "real.json").write_text("{}")
     config_json.symlink_to(tmp_path / "real.json")
-    with pytest.raises(ConfigError, match="is a symlink"):
+    os.lchown(config_json, NOBODY, NOBODY)
+    with pytest.raises(ConfigError, match=f"is a symlink owned by uid {NOBODY}"):
         AuthFile(str(config_json)).held(HOST)
     config_json.unlink()
     config_json.mkdir()
@@ -179,3 +201,203 @@ def test_a_file_another_user_owns_is_refused_for_root_too(config_json: Path) -> 
     with pytest.raises(ConfigError, match=f"owned by uid {NOBODY}"):
         AuthFile(str(config_json)).held(HOST)
     assert config_json.read_text() == '{"auths": {}}' and config_json.stat().st_uid == NOBODY
+
+
+# --- #18.4 a key given twice ------------------------------------------------------------------
+
+DUPLICATED = ('{"auths": {"ghcr.io": {"auth": "Z2hjcjpvbmU="}}, "psFormat": "x", '
+              '"auths": {"quay.io": {"auth": "cXVheTp0d28="}}, "psFormat": "y"}')
+
+
+def test_a_key_given_twice_is_merged_as_docker_reads_it(config_json: Path) -> None:
+    config_json.write_text(DUPLICATED)
+    auth = encode_auth("AWS", "pw")
+    AuthFile(str(config_json)).update({HOST: auth})
+    text = config_json.read_text()
+    data = json.loads(text)
+    assert set(data["auths"]) == {"ghcr.io", "quay.io", HOST}  # was: ghcr.io gone
+    assert data["psFormat"] == "y" and text.count('"auths"') == 1  # a value given twice: the later, as Go's json
+
+
+def test_docker_itself_keeps_both_objects_of_a_key_given_twice(config_json: Path) -> None:
+    """What the rule above follows: the real docker CLI rewriting such a file keeps both."""
+    docker = require_tool("docker")
+    config_json.write_text(DUPLICATED)
+    env = dict(os.environ, DOCKER_CONFIG=str(config_json.parent))
+    subprocess.run([docker, "logout", "quay.io"], env=env, capture_output=True, check=True, stdin=subprocess.DEVNULL)
+    assert set(json.loads(config_json.read_text())["auths"]) == {"ghcr.io"}
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_run_keeps_every_login_of_a_key_given_twice(ecr, aws_env, write_config, python) -> None:  # type: ignore[no-untyped-def]
+    config_json = Path(aws_env["DOCKER_CONFIG"], "config.json")
+    config_json.parent.mkdir(mode=0o700)
+    config_json.write_text(DUPLICATED)
+    done = run_with(python, "--config", file_config(write_config, ecr))
+    assert done.returncode == 0, done
+    assert set(json.loads(config_json.read_text())["auths"]) == {"ghcr.io", "quay.io", HOST}
+
+
+# --- #18.2 links of a dotfiles manager --------------------------------------------------------
+
+
+def test_a_directory_link_of_the_user_is_written_through_and_kept(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "docker"
+    real.mkdir(parents=True, mode=0o700)
+    (tmp_path / ".docker").symlink_to(real)
+    auth = encode_auth("AWS", "pw")
+    file = AuthFile(str(tmp_path / ".docker" / "config.json"))
+    assert file.update({HOST: auth}) == {HOST: fingerprint(auth)}
+    assert (tmp_path / ".docker").is_symlink()
+    assert json.loads((real / "config.json").read_text())["auths"][HOST] == {"auth": auth}
+    assert file.held(HOST) == fingerprint(auth)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".ecr-login")]  # the lock is beside the real file
+
+
+def test_a_file_link_of_the_user_is_written_through_and_kept(config_json: Path, tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "docker-config.json"
+    real.parent.mkdir(mode=0o700)
+    real.write_text('{"auths": {"ghcr.io": {"auth": "eDp5"}}}')
+    config_json.symlink_to(Path("..") / "dotfiles" / "docker-config.json")  # relative, as stow makes them
+    AuthFile(str(config_json)).update({HOST: encode_auth("AWS", "pw")})
+    assert config_json.is_symlink() and os.readlink(config_json) == "../dotfiles/docker-config.json"
+    assert set(json.loads(real.read_text())["auths"]) == {"ghcr.io", HOST}
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+
+
+def _as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand a link or a directory to another user")
+
+
+def test_a_link_to_a_file_another_user_owns_is_refused_untouched(config_json: Path, tmp_path: Path) -> None:
+    _as_root()
+    real = tmp_path / "theirs.json"
+    real.write_text('{"auths": {}}')
+    os.chown(real, NOBODY, NOBODY)
+    config_json.symlink_to(real)
+    with pytest.raises(ConfigError, match=f"links to {real}, owned by uid {NOBODY}") as caught:
+        AuthFile(str(config_json)).update({HOST: encode_auth("AWS", "pw")})
+    assert caught.value.exit_code == EX_CONFIG
+    assert real.read_text() == '{"auths": {}}' and config_json.is_symlink()
+
+
+@pytest.mark.parametrize("through", ["world-writable", "another user's"])
+def test_a_link_through_a_directory_others_can_change_is_refused(tmp_path: Path, through: str) -> None:
+    _as_root()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if through == "world-writable":
+        shared.chmod(0o777)
+    else:
+        os.chown(shared, NOBODY, NOBODY)
+    real = shared / "docker"
+    real.mkdir(mode=0o700)
+    (tmp_path / ".docker").symlink_to(real)
+    words = "writable by others" if through == "world-writable" else f"owned by uid {NOBODY}"
+    with pytest.raises(ConfigError, match=f"through {shared}, {words}"):
+        AuthFile(str(tmp_path / ".docker" / "config.json")).update({HOST: encode_auth("AWS", "pw")})
+    assert os.listdir(real) == []
+
+
+def test_a_dangling_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / ".docker").symlink_to(tmp_path / "gone")
+    with pytest.raises(ConfigError, match="whose directory does not exist"):
+        AuthFile(str(tmp_path / ".docker" / "config.json")).update({HOST: encode_auth("AWS", "pw")})
+    assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_linked_docker_and_containers_directories_are_used_and_kept(  # type: ignore[no-untyped-def]
+    ecr, aws_env, write_config, tmp_path, python
+) -> None:
+    """~/.docker and ~/.config/containers linked into a dotfiles tree: exit 0 (was 78 "is a
+    symlink; refusing to use it"), the links kept, skopeo reads the login through the link."""
+    home = Path(aws_env["HOME"])
+    dotfiles = home / "dotfiles"
+    for name in ("docker", "containers"):
+        (dotfiles / name).mkdir(parents=True, mode=0o700)
+    Path(aws_env["DOCKER_CONFIG"]).symlink_to(dotfiles / "docker")
+    (home / ".config").mkdir(mode=0o700)
+    (home / ".config" / "containers").symlink_to(dotfiles / "containers")
+    done = run_with(python, "--config", file_config(write_config, ecr, stores="file, containers"))
+    assert done.returncode == 0, done
+    assert Path(aws_env["DOCKER_CONFIG"]).is_symlink() and (home / ".config" / "containers").is_symlink()
+    assert HOST in json.loads((dotfiles / "docker" / "config.json").read_text())["auths"]
+    assert HOST in json.loads((dotfiles / "containers" / "auth.json").read_text())["auths"]
+    skopeo = require_tool("skopeo")
+    got = subprocess.run([skopeo, "login", "--get-login", HOST], capture_output=True, text=True, check=False,
+                         env=dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "no-runtime-dir")))
+    assert got.returncode == 0 and got.stdout.strip() == "AWS", got
+
+
+# --- #18.3 a writer that takes no lock (docker login) -----------------------------------------
+
+DOCKER_STYLE_WRITER = r"""
+# As docker's configfile.Save: read config.json, add an entry, write a temp file, rename it over; no lock.
+import json, os, sys, time
+path, stop = sys.argv[1], sys.argv[2]
+count = 0
+while not os.path.exists(stop):
+    with open(path) as handle:
+        data = json.load(handle)
+    data.setdefault("auths", {})[f"writer-{count:05d}.example"] = {"auth": "d3JpdGVyOng="}
+    temp = f"{path}.writer-tmp"
+    with open(temp, "w") as handle:
+        json.dump(data, handle)
+    os.rename(temp, path)
+    count += 1
+    time.sleep(0.02)
+print(count)
+"""
+
+
+def test_a_writer_without_a_lock_loses_nothing_during_40_refreshes(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config_json = Path(aws_env["DOCKER_CONFIG"], "config.json")
+    config_json.parent.mkdir(mode=0o700)
+    config_json.write_text('{"auths": {}}')
+    config_json.chmod(0o600)
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", DOCKER_STYLE_WRITER, str(config_json), str(stop)],
+                              stdout=subprocess.PIPE, text=True)
+    config = file_config(write_config, ecr)
+    try:
+        for _ in range(40):
+            done = run_with("venv", "--config", config, "--force")
+            assert done.returncode == 0, done
+    finally:
+        stop.touch()
+        written = int(writer.communicate(timeout=10)[0])
+    auths = json.loads(config_json.read_text())["auths"]
+    lost = [index for index in range(written) if f"writer-{index:05d}.example" not in auths]
+    assert written > 100 and lost == [], f"{len(lost)} of {written} entries lost"
+
+
+def test_a_real_docker_login_during_a_slowed_write_is_kept(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    strace, docker = require_tool("strace"), require_tool("docker")
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    (docker_dir / "config.json").write_text('{"auths": {}}')
+    (docker_dir / "config.json").chmod(0o600)
+    config = file_config(write_config, ecr)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    slowed = subprocess.Popen(
+        [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_enter=2000000",
+         sys.executable, "-m", "ecr_login_pkg", "--config", config, "--force"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not [name for name in os.listdir(docker_dir) if name.endswith(".tmp")]:  # ecr-login is in its fsync
+            assert time.monotonic() < deadline and slowed.poll() is None, "ecr-login never started its write"
+            time.sleep(0.01)
+        login = subprocess.run([docker, "login", "--username", "AWS", "--password-stdin", registry.address],
+                               input=registry.password, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert "Login Succeeded" in login.stdout, login
+        _, stderr = slowed.communicate(timeout=60)
+    finally:
+        slowed.kill()
+    assert slowed.returncode == 0, stderr
+    auths = json.loads((docker_dir / "config.json").read_text())["auths"]
+    assert registry.address in auths, "docker login's entry was lost"  # was: gone, ecr-login exit 0
+    assert HOST in auths

@@ -1,0 +1,114 @@
+"""The state file and the run lock in the places an admin's host puts them: a FIFO where
+state.json belongs, a file system remounted read-only (issue 18, points 9 and 10).
+
+Real processes (``python -m ecr_login_pkg``, and Debian's /usr/bin/python3) against the
+stand-in ECR; a real tmpfs, remounted read-only as ext4's ``errors=remount-ro`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, require_tool
+
+HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+DEBIAN_PYTHON = "/usr/bin/python3"
+PYTHONS = ["venv", DEBIAN_PYTHON]
+
+
+def run(python: str, *args: str, env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """One real ecr-login process; a hang fails the test (TimeoutExpired) instead of stalling it."""
+    import sys
+
+    interpreter = sys.executable if python == "venv" else require_tool(python)
+    environment = dict(env, PYTHONPATH=str(REPO_ROOT))
+    environment.pop("JOURNAL_STREAM", None)
+    environment.pop("INVOCATION_ID", None)
+    return subprocess.run([interpreter, "-m", "ecr_login_pkg", *args], capture_output=True, text=True,
+                          env=environment, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def config_for(write_config, ecr, metrics: str = "") -> str:  # type: ignore[no-untyped-def]
+    extra = f"metrics_file = {metrics}\n" if metrics else ""
+    return write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\ntimeout = 5s\n{extra}[{HOST}]\n")
+
+
+# --- #18.10 a FIFO as state.json -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.parametrize("args", [(), ("--dry-run",), ("status",), ("logout",)], ids=["login", "dry-run", "status", "logout"])
+def test_a_fifo_as_the_state_file_is_refused_at_once(ecr, aws_env, write_config, tmp_path, python, args) -> None:  # type: ignore[no-untyped-def]
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    fifo = state_dir / "state.json"
+    os.mkfifo(fifo, 0o600)
+    config = config_for(write_config, ecr)
+    started = time.monotonic()
+    done = run(python, *args, "--config", config, env=dict(os.environ, STATE_DIRECTORY=str(state_dir)))
+    took = time.monotonic() - started
+    assert done.returncode == 78, done
+    assert str(fifo) in done.stderr and "not a regular file" in done.stderr, done.stderr
+    assert took < 10
+    assert fifo.is_fifo(), "the FIFO was replaced"
+    assert ecr.call_count == 0
+    assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_fifo_as_the_metrics_file_is_left_alone_with_a_warning(ecr, aws_env, write_config, tmp_path, python) -> None:  # type: ignore[no-untyped-def]
+    metrics = tmp_path / "ecr-login.prom"
+    os.mkfifo(metrics, 0o644)
+    config = config_for(write_config, ecr, metrics=str(metrics))
+    done = run(python, "--config", config, env=dict(os.environ, STATE_DIRECTORY=str(tmp_path / "state")))
+    assert done.returncode == 0, done
+    assert f"metrics not written: {metrics}" in done.stderr and "not a regular file" in done.stderr, done.stderr
+    assert metrics.is_fifo(), "the FIFO was replaced"
+    assert HOST in json.loads(Path(aws_env["DOCKER_CONFIG"], "config.json").read_text())["auths"]
+
+
+# --- #18.9 a read-only file system ------------------------------------------------------------
+
+
+@pytest.fixture
+def remountable(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of its own (root only), to be remounted read-only by the test."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(point)], check=True)
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_read_only_file_system_is_named_and_a_run_with_nothing_due_succeeds(  # type: ignore[no-untyped-def]
+    ecr, aws_env, write_config, remountable, python
+) -> None:
+    state_dir, docker_dir = remountable / "state", remountable / "docker"
+    env = dict(os.environ, STATE_DIRECTORY=str(state_dir), DOCKER_CONFIG=str(docker_dir))
+    config = config_for(write_config, ecr)
+    first = run(python, "--config", config, env=env)
+    assert first.returncode == 0, first
+    before = {path: path.read_bytes() for path in (state_dir / "state.json", docker_dir / "config.json")}
+    subprocess.run(["mount", "-o", "remount,ro", str(remountable)], check=True)
+
+    quiet = run(python, "--config", config, env=env)
+    assert quiet.returncode == 0, quiet  # was 78 "cannot open the run lock file; remove it"
+    assert "error" not in quiet.stderr
+    assert run(python, "status", "--config", config, env=env).returncode == 0
+
+    forced = run(python, "--config", config, "--force", env=env)
+    assert forced.returncode == 78, forced
+    assert "read-only" in forced.stderr and "remove it" not in forced.stderr, forced.stderr
+    assert {path: path.read_bytes() for path in before} == before
+    assert ecr.call_count == 2  # the first run's and the forced one's: nothing due costs no call
