@@ -54,8 +54,10 @@ def shown_entries(state: State) -> list[Entry]:
     return [chosen[pair] for pair in sorted(chosen)]
 
 
-def render(state: State, now: float, user: str = "", others: dict[str, list[Entry]] | None = None) -> str:
-    """The textfile: ``state``'s series labelled ``user``, and each named user's (``others``)."""
+def render(state: State, now: float, user: str | None = None, others: dict[str, list[Entry]] | None = None) -> str:
+    """The textfile: ``state``'s series labelled ``user`` (default: the running user), and each
+    named user's (``others``)."""
+    user = user or running_user()
     families = [
         ("ecr_login_expiry_timestamp_seconds", "gauge", "When the stored login expires (Unix time).", "expires_at"),
         ("ecr_login_last_success_timestamp_seconds", "gauge", "Last successful refresh (Unix time).", "last_success"),
@@ -92,7 +94,7 @@ def write_metrics(path: str, state: State, log: Log, others: dict[str, list[Entr
     try:
         if others is None:
             others = load_users(state.directory)
-        atomic_write(path, render(state, time.time(), running_user(), others).encode("utf-8"), 0o644, durable=False)
+        atomic_write(path, render(state, time.time(), others=others).encode("utf-8"), 0o644, durable=False)
     except ForeignFileError:
         raise
     except EcrLoginError as exc:

@@ -17,15 +17,35 @@ from .state import State
 from .stores import Store, open_store
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pair:
     """A target in one of its stores; ``address`` is None until the default registry is known."""
 
     target: Target
     store: Store
     address: str | None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A pair that needs a login now: why, or the error that stops it before any AWS call
+    (its store cannot even be read)."""
+
+    pair: Pair
     reason: str = ""
     error: EcrLoginError | None = None
+
+    @property
+    def target(self) -> Target:
+        return self.pair.target
+
+    @property
+    def store(self) -> Store:
+        return self.pair.store
+
+    @property
+    def address(self) -> str | None:
+        return self.pair.address
 
 
 def default_key(target: Target) -> str:
@@ -99,7 +119,7 @@ def due_reason(pair: Pair, state: State, margin: float, now: float, hooks: bool 
     return None
 
 
-def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: float, hooks: bool = False) -> list[Pair]:
+def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: float, hooks: bool = False) -> list[Due]:
     """The pairs that need a login, each with its reason; a pair whose store cannot even be
     read is due too, carrying that error, so the run reports it with the others. ``hooks``:
     deploy hooks run, so a login whose hook failed is due again."""
@@ -107,15 +127,13 @@ def due_pairs(pairs: list[Pair], state: State, margin: float, force: bool, now: 
     for pair in pairs:
         try:
             reason = due_reason(pair, state, margin, now, hooks)  # asks the store even when forced
-            if force:
-                reason = "forced"
         except EcrLoginError as exc:
-            pair.error = exc
-            due.append(pair)
+            due.append(Due(pair, error=exc))
             continue
+        if force:
+            reason = "forced"
         if reason is not None:
-            pair.reason = reason
-            due.append(pair)
+            due.append(Due(pair, reason))
     return due
 
 
