@@ -29,6 +29,7 @@ from .errors import (
     DeniedError,
     EcrLoginError,
     MissingHelperError,
+    NotSetUpError,
     TemporaryError,
     most_severe,
 )
@@ -227,8 +228,9 @@ def _check_region(settings: Settings, environ: Mapping[str, str], report: _Repor
         planned = identity_of(target)
         try:
             identity = with_instance_region(planned, environ)
-        except EcrLoginError as exc:
-            report.failed("region", f"{target.name}: {exc}", region_fix(served), exc.exit_code)
+        except EcrLoginError as exc:  # the fix is said once, as the reader's
+            fact = exc.fact if isinstance(exc, NotSetUpError) else str(exc)
+            report.failed("region", f"{target.name}: {fact}", region_fix(served), exc.exit_code)
             continue
         identities[target] = identity
         regions.setdefault(identity.region, identity.region if planned.region else f"{identity.region} (from instance metadata)")

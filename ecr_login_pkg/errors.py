@@ -39,9 +39,17 @@ class ConfigError(EcrLoginError):
 class NotSetUpError(ConfigError):
     """Nothing to log in with: no AWS credentials found, or no region on a host off EC2.
 
+    ``fact`` says what is missing, ``fix`` how to give it, naming the file and unit that
+    serve the reader (hints.py); ``str()`` is both, and doctor shows them apart.
+
     Retrying cannot help (78). On a host never set up at all (no registry, no
     credentials: readiness.nothing_set_up) ``login`` says so once and exits 0.
     """
+
+    def __init__(self, fact: str, fix: str = "") -> None:
+        super().__init__(f"{fact} ({fix})" if fix else fact)
+        self.fact = fact
+        self.fix = fix
 
 
 class MissingHelperError(ConfigError):
