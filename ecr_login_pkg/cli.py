@@ -21,6 +21,7 @@ EX_SOFTWARE = 70
 EX_OUTPUT = 120  # what Python itself exits with when stdout cannot be flushed
 EX_SIGINT = 130  # 128 + the signal's number, as a shell reports a command a signal ended
 EX_SIGTERM = 143
+EX_SIGHUP = 129
 
 EPILOG = """exit codes: 0 ok, 64 usage, 65 malformed AWS answer, 75 temporary failure
 (network, throttling, 5xx, lock held, instance metadata not up yet: retried on the
@@ -119,21 +120,28 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised in the main thread as Python raises KeyboardInterrupt for SIGINT: the run
-    unwinds at once (locks let go, a temp file removed, the state not saved half-way) and exits
-    143. A BaseException, so no ``except Exception`` on the way swallows it."""
+    """SIGTERM (or SIGHUP: a closed terminal or ssh session), raised in the main thread as Python
+    raises KeyboardInterrupt for SIGINT: the run unwinds at once (locks let go, a temp file
+    holding a token removed, the state not saved half-way) and exits 143 (129 for SIGHUP).
+    A BaseException, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__(signum)
+        self.exit_code = EX_SIGHUP if signum == 1 else EX_SIGTERM
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def _catch_sigterm() -> None:
-    """Turn SIGTERM into Terminated, where a handler can be set (the main thread)."""
+    """Turn SIGTERM and SIGHUP into Terminated, where a handler can be set (the main thread)."""
     import signal
 
     try:
         signal.signal(signal.SIGTERM, _terminate)
+        if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # nohup's SIG_IGN stays
+            signal.signal(signal.SIGHUP, _terminate)
     except ValueError:  # main() called from another thread: leave the signal as it is
         pass
 
@@ -189,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return EX_SIGINT
-    except Terminated:
-        log.error("terminated")
-        return EX_SIGTERM
+    except Terminated as exc:
+        log.error("terminated" if exc.exit_code == EX_SIGTERM else "hung up (SIGHUP)")
+        return exc.exit_code
     except Exception as exc:  # a bug: say what and where, never the secret-bearing details
         log.error(redact(f"internal error: {type(exc).__name__}: {exc} (please report this)"))
         if os.environ.get("ECR_LOGIN_DEBUG"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import run_ecr_login
 
 from ecr_login_pkg import __version__
-from ecr_login_pkg.cli import with_default_command
+from ecr_login_pkg.cli import COMMANDS, VALUE_OPTIONS, with_default_command
 
 
 @pytest.mark.parametrize(
@@ -55,3 +57,96 @@ def test_usage_errors_exit_64_with_one_line(argv: list[str], tmp_path) -> None: 
     assert result.code == 64, result
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""
+
+
+# --- the command line ---------------------------------------------------------
+
+
+def test_value_options_are_exactly_the_parsers() -> None:
+    """with_default_command skips the word after an option that takes a value: its table must
+    name every such option of every command, and nothing else, as ``--help`` shows them."""
+    assert commands_in_help() == set(COMMANDS)
+    taking_values = {option for command in COMMANDS for option in options_taking_values(command)}
+    assert taking_values == VALUE_OPTIONS
+
+
+def commands_in_help() -> set[str]:
+    """The commands ``ecr-login --help`` lists (``    login     log in where due ...``)."""
+    result = run_ecr_login("--help")
+    assert result.code == 0, result
+    return {match.group(1) for line in result.stdout.splitlines() if (match := re.match(r"    (\w+)  ", line))}
+
+
+def options_taking_values(command: str) -> set[str]:
+    """The options ``ecr-login COMMAND --help`` shows with a value (``--region REGION``, not ``-v, --verbose``)."""
+    result = run_ecr_login(command, "--help")
+    assert result.code == 0, result
+    found: set[str] = set()
+    for line in result.stdout.splitlines():
+        match = re.match(r"  (-\S.*?)(?:\s{2,}|$)", line)
+        if match:
+            words = match.group(1).replace(",", " ").split()
+            if any(not word.startswith("-") for word in words):
+                found.update(word for word in words if word.startswith("-"))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["login"]),
+        (["--force"], ["login", "--force"]),
+        (["-v", "status"], ["status", "-v"]),
+        (["--config", "status", "logout"], ["logout", "--config", "status"]),  # 'status' is the file's name
+        (["--store=file", "status", "--json"], ["status", "--store=file", "--json"]),
+        (["app", "status"], ["login", "app", "status"]),  # a registry first: login, with 'status' as a registry
+        (["--help"], ["--help"]),
+    ],
+)
+def test_the_command_is_put_first(argv: list[str], expected: list[str]) -> None:
+    assert with_default_command(argv) == expected
+
+
+@pytest.mark.parametrize("python", ["venv", "/usr/bin/python3"])
+def test_sighup_during_a_write_is_handled_as_sigterm(ecr, aws_env, write_config, tmp_path, python) -> None:  # type: ignore[no-untyped-def]
+    """#18.11: a closed ssh session (SIGHUP) while the token's temp file is being synced: the run
+    unwinds as for SIGTERM, exit 129, and no 0600 temp file holding the token is left (was: killed
+    by the signal, the temp file left until a run 5 minutes later)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from conftest import REPO_ROOT, require_tool
+
+    strace = require_tool("strace")
+    interpreter = sys.executable if python == "venv" else require_tool(python)
+    host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\ntimeout = 5s\n[{host}]\n")
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    (docker_dir / "config.json").write_text('{"auths": {}}')
+    traced = subprocess.Popen(
+        [strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:delay_enter=2000000",
+         interpreter, "-m", "ecr_login_pkg", "--config", config, "--force"],
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not [name for name in os.listdir(docker_dir) if name.endswith(".tmp")]:
+            if traced.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the run never started its write: {traced.returncode} {traced.stderr.read() if traced.stderr else ''}")
+            time.sleep(0.01)
+        children = Path(f"/proc/{traced.pid}/task/{traced.pid}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGHUP)
+        _, stderr = traced.communicate(timeout=30)
+    finally:
+        traced.kill()
+    assert traced.returncode == 129, (traced.returncode, stderr)  # strace exits with its child's code
+    assert "Traceback" not in stderr
+    assert [name for name in os.listdir(docker_dir) if name.startswith(".ecr-login-") and name.endswith(".tmp")] == []
+    assert (docker_dir / "config.json").read_text() == '{"auths": {}}'
+    assert ecr.password not in stderr
