@@ -5,6 +5,8 @@
 #   make stdeb   the same package by the stdeb route, into out/stdeb/
 #   make lint    ruff, mypy, lintian
 #   make test    set-up, then the whole test suite (exactly what CI runs)
+#   make test-fast  the inner loop: the tests that need no root, guest, docker or netns and
+#                are not slow (tests/README.md); under a minute on 2 cores, no root needed
 #   make demo    set-up, then the package on a booted Debian 12 guest (the main job)
 #   make rpm     RPM for Fedora (RPM_TARGET=el9: RHEL 9) into out/;  make bench  the benchmark
 #   make repo REPO_URI=...  a signed apt repository of the .deb in out/repo/
@@ -52,7 +54,7 @@ define copy_tree
 	    -cf - . | tar -C $(1) -xf -
 endef
 
-.PHONY: all setup dist deb stdeb lint test clean
+.PHONY: all setup dist deb stdeb lint test test-fast clean
 
 all: deb
 
@@ -104,6 +106,12 @@ setup:
 
 test: setup
 	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+
+# No set-up step (it installs Debian packages, as root): the venv must exist (make setup, once).
+FAST_MARKERS := not (root or guest or docker or netns or slow)
+test-fast:
+	@test -x $(VENV_BIN)/python || { echo "test-fast: no $(VENV); run make setup once (as root)" >&2; exit 1; }
+	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
 # The RPM for a named target, as that distribution's own build makes it:

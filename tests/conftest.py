@@ -34,6 +34,7 @@ def require_tool(name_or_path: str) -> str:
     Under CI (env CI=true) a missing tool is a failure instead: a CI image
     that silently skips the real-client tests would prove nothing.
     """
+    _check_marked_for(name_or_path)
     found = shutil.which(name_or_path)  # also takes a path, checking it is executable
     if found is None:
         reason = f"required tool not available: {name_or_path}"
@@ -41,6 +42,51 @@ def require_tool(name_or_path: str) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+# --- What a test needs: markers ----------------------------------------------
+# root, guest, docker, netns and slow (pyproject.toml) say what a test needs beyond
+# Python and this checkout; `make test-fast` runs the tests marked with none of them
+# (tests/README.md). A test says it with a marker; a fixture that needs something
+# marks every test that uses it (NEEDS_OF_FIXTURE). A test in that fast set that asks
+# for the docker CLI fails, naming the marker to add, so the set cannot quietly grow
+# slow or start needing a daemon.
+
+NEEDS = ("root", "guest", "docker", "netns", "slow")
+NEEDS_OF_FIXTURE: dict[str, tuple[str, ...]] = {
+    "full_disk": ("root",),  # mounts a tmpfs
+    "nobody_python": ("root",),  # runs ecr-login as user nobody
+    "public_dir": ("root",),  # hands files to user nobody
+    "snapshot": ("slow",),  # test_packages: a copy of the tree, for dpkg-buildpackage
+    "deb": ("slow",),  # builds the .deb
+    "stdeb_deb": ("slow",),  # builds the .deb the stdeb way
+    "debs": ("slow",),  # builds two .debs (test_lifecycle)
+    "rpm_build": ("slow", "root"),  # builds the RPM (in a Debian chroot when the target's python is missing)
+    "rpm_build_el9": ("slow", "root"),
+    "debian_tree": ("slow", "root"),  # debootstraps a Debian tree
+    "work_dir": ("slow", "root"),  # test_bench: a whole Debian tree, chrooted into
+}
+DOCKER_TOOLS = {"docker", "dockerd"}
+_running: list[pytest.Item] = []  # the test being set up or run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            for need in NEEDS_OF_FIXTURE.get(fixture, ()):
+                item.add_marker(need)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]
+
+
+def _check_marked_for(tool: str) -> None:
+    """A test marked with no need that asks for the docker CLI: fail, saying which marker it lacks."""
+    if os.path.basename(tool) in DOCKER_TOOLS and _running:
+        item = _running[0]
+        if not any(item.get_closest_marker(need) for need in NEEDS):
+            pytest.fail(f"{item.nodeid} uses {tool}: mark it @pytest.mark.docker (tests/README.md)")
 
 
 # --- Leftovers ---------------------------------------------------------------

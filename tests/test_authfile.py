@@ -177,6 +177,7 @@ def test_snapshot_is_parsed_again_only_when_the_file_changes(config_json: Path) 
     assert file.held(HOST) == fingerprint(encode_auth("AWS", "two"))
 
 
+@pytest.mark.root
 def test_a_symlink_another_user_owns_or_a_directory_is_refused(config_json: Path, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to hand the link to another user")
@@ -191,6 +192,7 @@ def test_a_symlink_another_user_owns_or_a_directory_is_refused(config_json: Path
         AuthFile(str(config_json)).held(HOST)
 
 
+@pytest.mark.root
 def test_a_file_another_user_owns_is_refused_for_root_too(config_json: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to hand the file to another user")
@@ -219,6 +221,7 @@ def test_a_key_given_twice_is_merged_as_docker_reads_it(config_json: Path) -> No
     assert data["psFormat"] == "y" and text.count('"auths"') == 1  # a value given twice: the later, as Go's json
 
 
+@pytest.mark.docker
 def test_docker_itself_keeps_both_objects_of_a_key_given_twice(config_json: Path) -> None:
     """What the rule above follows: the real docker CLI rewriting such a file keeps both."""
     docker = require_tool("docker")
@@ -270,6 +273,7 @@ def _as_root() -> None:
         pytest.skip("needs root to hand a link or a directory to another user")
 
 
+@pytest.mark.root
 def test_a_link_to_a_file_another_user_owns_is_refused_untouched(config_json: Path, tmp_path: Path) -> None:
     _as_root()
     real = tmp_path / "theirs.json"
@@ -283,6 +287,7 @@ def test_a_link_to_a_file_another_user_owns_is_refused_untouched(config_json: Pa
 
 
 @pytest.mark.parametrize("through", ["world-writable", "another user's"])
+@pytest.mark.root
 def test_a_link_through_a_directory_others_can_change_is_refused(tmp_path: Path, through: str) -> None:
     _as_root()
     shared = tmp_path / "shared"
@@ -352,6 +357,7 @@ print(count)
 """
 
 
+@pytest.mark.slow
 def test_a_writer_without_a_lock_loses_nothing_during_40_refreshes(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config_json = Path(aws_env["DOCKER_CONFIG"], "config.json")
     config_json.parent.mkdir(mode=0o700)
@@ -373,6 +379,8 @@ def test_a_writer_without_a_lock_loses_nothing_during_40_refreshes(ecr, aws_env,
     assert written > 100 and lost == [], f"{len(lost)} of {written} entries lost"
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_a_real_docker_login_during_a_slowed_write_is_kept(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     strace, docker = require_tool("strace"), require_tool("docker")
     docker_dir = Path(aws_env["DOCKER_CONFIG"])

@@ -72,6 +72,7 @@ def environment(directory: str, config: str, credentials: str, env_profile: str 
     env_profile=st.none() | st.sampled_from(NAMES),
     variable=st.sampled_from(["AWS_PROFILE", "AWS_DEFAULT_PROFILE"]),
 )
+@pytest.mark.slow
 def test_the_region_is_botocores(config, credentials, profile, env_profile, variable) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as directory:
         environ = environment(directory, render(config), render(credentials), env_profile, variable)

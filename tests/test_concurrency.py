@@ -122,6 +122,8 @@ pytestmark = pytest.mark.usefixtures("no_password_in_any_process")
 
 
 @pytest.mark.parametrize("shared_store", ["file", "docker"])
+@pytest.mark.slow
+@pytest.mark.docker
 def test_fifty_concurrent_forced_logins(ecr, registry, aws_env, write_config, tmp_path, shared_store, request) -> None:  # type: ignore[no-untyped-def]
     """50 runs at once, each with its own state (so nothing but the file lock orders them).
 
@@ -283,6 +285,7 @@ def kill_worker(worker: int, rounds: int, ecr_url: str, base: Path, stats: KillS
             stats.problems.append(f"worker {worker}: state.json unusable after the kills: {exc}")
 
 
+@pytest.mark.slow
 def test_kill_minus_9_at_random_moments_never_tears_config_json(aws_env, tmp_path, token_password, request) -> None:  # type: ignore[no-untyped-def]
     stats = KillStats()
     lock = threading.Lock()
@@ -306,6 +309,7 @@ def test_kill_minus_9_at_random_moments_never_tears_config_json(aws_env, tmp_pat
 # --- the timer's run and a manual run at the same moment ------------------------------------------
 
 
+@pytest.mark.slow
 def test_timer_run_and_manual_run_take_turns(ecr, aws_env, write_config, request) -> None:  # type: ignore[no-untyped-def]
     ecr.script(["delay:2"])
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{SHARED_HOST}]\n")

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import REPO_ROOT, require_tool
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -37,6 +38,7 @@ def test_login_with_debians_botocore_and_endpoint_variable(ecr, aws_env, write_c
     assert ecr.password not in done.stderr + done.stdout
 
 
+@pytest.mark.slow
 def test_code_is_ruff_and_mypy_clean() -> None:
     ruff = require_tool("ruff")
     mypy = require_tool("mypy")

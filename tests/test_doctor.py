@@ -128,6 +128,7 @@ def test_a_registry_on_a_closed_port_is_temporary(sts: StandinECR, aws_env: dict
     assert "reachable" in registry["fix"]
 
 
+@pytest.mark.slow
 def test_an_ecr_api_on_a_closed_port_fails_the_token_and_skips_the_registry(
         sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
     code, checks, _ = diagnose(config_for(write_config, f"http://127.0.0.1:{closed_port()}", "127.0.0.1:5000"), False)

@@ -234,6 +234,7 @@ def test_connection_refused_is_temporary(world, write_config) -> None:  # type: 
     world.assert_untouched()
 
 
+@pytest.mark.netns
 def test_dns_failure_is_temporary(world, write_config) -> None:  # type: ignore[no-untyped-def]
     prefix = netns_prefix()  # the resolver is unreachable in here: resolution fails locally
     world.seed(HOST)
@@ -247,6 +248,7 @@ def test_dns_failure_is_temporary(world, write_config) -> None:  # type: ignore[
     world.assert_untouched()
 
 
+@pytest.mark.netns
 def test_network_not_up_yet_at_boot_is_temporary(ecr, world, write_config) -> None:  # type: ignore[no-untyped-def]
     prefix = netns_prefix()  # not even loopback is up, as early in boot
     world.seed(HOST)
@@ -366,7 +368,7 @@ def test_docker_cli_missing_mid_run(ecr, credential_helper, world, write_config,
     docker_world(world, write_config, ecr.url, "127.0.0.1:5999")
     bin_dir = tmp_path / "bin-without-docker"
     bin_dir.mkdir()
-    env = dict(world.env, PATH=f"{bin_dir}:{tmp_path / 'helper-bin'}:/usr/bin:/bin")
+    env = dict(world.env, PATH=f"{bin_dir}:{tmp_path / 'helper-bin'}")  # its own PATH: a docker in /usr/bin stays out
     for candidate in env["PATH"].split(":"):
         assert not Path(candidate, "docker").exists(), "this test needs a PATH without docker"
     result = run_ecr_login("--config", world.config, "--force", env=env)
@@ -378,6 +380,7 @@ def test_docker_cli_missing_mid_run(ecr, credential_helper, world, write_config,
     world.assert_untouched()
 
 
+@pytest.mark.docker
 def test_docker_cli_failing_to_reach_the_registry(ecr, credential_helper, world, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     docker_world(world, write_config, ecr.url, f"127.0.0.1:{closed_port()}")
@@ -390,6 +393,7 @@ def test_docker_cli_failing_to_reach_the_registry(ecr, credential_helper, world,
     world.assert_untouched()
 
 
+@pytest.mark.docker
 def test_registry_refusing_the_login(credential_helper, world, write_config, registry) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     with StandinECR(password="a-password-the-registry-does-not-know") as wrong:
@@ -438,6 +442,7 @@ def fill(directory: Path) -> None:
 
 
 @pytest.mark.parametrize("store", ["file", "docker"])
+@pytest.mark.docker
 def test_full_disk_while_writing(ecr, world, write_config, full_disk, store, request) -> None:  # type: ignore[no-untyped-def]
     world.docker_dir = full_disk / "docker"
     env = dict(world.env, DOCKER_CONFIG=str(world.docker_dir))

@@ -123,6 +123,7 @@ def test_atomic_write_failure_keeps_the_old_file_and_no_temp(tmp_path: Path) -> 
     assert (tmp_path / "in-the-way" / "x").exists()
 
 
+@pytest.mark.root
 def test_atomic_write_refuses_a_file_another_user_owns_even_as_root(tmp_path: Path) -> None:
     as_root()
     theirs = tmp_path / "auth.json"
@@ -135,6 +136,7 @@ def test_atomic_write_refuses_a_file_another_user_owns_even_as_root(tmp_path: Pa
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.root
 def test_atomic_write_in_a_directory_another_user_owns_creates_our_own_file(tmp_path: Path) -> None:
     as_root()
     textfile = tmp_path / "textfile"
@@ -175,6 +177,7 @@ def hold_in_another_process(directory: Path, seconds: float) -> subprocess.Popen
     return holder
 
 
+@pytest.mark.root
 def test_lock_file_is_private_and_a_second_lock_changes_nothing_on_disk(tmp_path: Path) -> None:
     os.umask(0o000)
     try:
@@ -239,6 +242,7 @@ def test_the_lock_excludes_other_processes(tmp_path: Path) -> None:
     assert (tmp_path / "counter").read_text() == "240"
 
 
+@pytest.mark.root
 def test_a_lock_file_another_user_planted_is_refused(tmp_path: Path) -> None:
     as_root()
     planted = Path(lock_file_path(str(tmp_path)))
@@ -272,6 +276,56 @@ def test_our_lock_file_left_readable_to_others_is_made_private(tmp_path: Path) -
         assert stat.S_IMODE(existing.stat().st_mode) == 0o600
 
 
+@pytest.mark.root
 def test_lock_files_are_per_user_and_not_taken_for_temp_files(tmp_path: Path) -> None:
     assert lock_file_path(str(tmp_path)) == str(tmp_path / f".ecr-login.{os.geteuid()}.lock")
     assert not os.path.basename(lock_file_path(str(tmp_path))).startswith(TEMP_PREFIX)
+
+
+# --- #18.10 FIFOs, #18.9 a read-only file system ---------------------------------------------
+
+
+def test_a_fifo_is_refused_at_once_by_reads_and_writes(tmp_path: Path) -> None:
+    fifo = tmp_path / "state.json"
+    os.mkfifo(fifo, 0o600)
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="not a regular file"):
+        read_text_nofollow(str(fifo))  # was: blocked until a writer opened the FIFO
+    with pytest.raises(ConfigError, match="not a regular file"):
+        atomic_write(str(fifo), b"{}")  # was: the FIFO replaced
+    assert time.monotonic() - started < 2
+    assert fifo.is_fifo() and leftovers(tmp_path) == []
+
+
+TRY_LOCK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from ecr_login_pkg.errors import TemporaryError
+from ecr_login_pkg.fsutil import DirLock
+try:
+    with DirLock(sys.argv[2], 0.3, "run"):
+        pass
+except TemporaryError as exc:
+    sys.exit(str(exc) and print(exc, file=sys.stderr) or 75)
+"""
+
+
+def test_the_lock_is_taken_on_a_read_only_file_system(tmp_path: Path) -> None:
+    as_root()
+    point = tmp_path / "mnt"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)], check=True)
+    try:
+        with DirLock(str(point), 1, "run"):
+            pass  # the lock file is made while the file system is writable, and stays
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+        with DirLock(str(point), 1, "run"):  # was: "cannot open the run lock file; remove it"
+            other = subprocess.run(  # another process cannot take it meanwhile
+                [sys.executable, "-c", TRY_LOCK, str(REPO_ROOT), str(point)], capture_output=True, text=True, timeout=30,
+            )
+            assert other.returncode == 75 and "another ecr-login run has held the run lock" in other.stderr, other
+        with pytest.raises(ConfigError, match="read-only") as caught:
+            atomic_write(str(point / "config.json"), b"{}")
+        assert "errors=remount-ro" in str(caught.value) and "remove it" not in str(caught.value)
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)

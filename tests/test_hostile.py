@@ -85,6 +85,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.root
 def test_another_user_cannot_hold_the_locks(ecr, aws_env, write_config, public_dir, request) -> None:  # type: ignore[no-untyped-def]
     """nobody flocks every directory and file it can open in the state and credential directories
     (both 0755, as a shared or service directory may be): the refresh must still go through."""
@@ -117,6 +118,8 @@ def test_another_user_cannot_hold_the_locks(ecr, aws_env, write_config, public_d
     request.node.user_properties.append(("observed", f"nobody held {held} flocks; the run exit 0 in {took:.1f}s"))
 
 
+@pytest.mark.root
+@pytest.mark.slow
 def test_a_held_run_lock_names_the_holder(ecr, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     ecr.script(["delay:4", "ok"])
     config = file_store_config(write_config, ecr, "lock_timeout = 1s\n")
@@ -192,6 +195,7 @@ def test_json_constants_in_a_store_file_are_refused_untouched(ecr, aws_env, writ
 # --- #11.5 files another user owns ------------------------------------------------------------
 
 
+@pytest.mark.root
 def test_root_refuses_an_auth_file_another_user_created(ecr, aws_env, write_config, public_dir, request) -> None:  # type: ignore[no-untyped-def]
     """REGISTRY_AUTH_FILE in a sticky world-writable directory, created there by nobody."""
     needs_root()
@@ -213,6 +217,7 @@ def test_root_refuses_an_auth_file_another_user_created(ecr, aws_env, write_conf
     request.node.user_properties.append(("observed", f"exit 78; {errors[0].split(': error: ', 1)[1]}"))
 
 
+@pytest.mark.root
 def test_a_state_file_another_user_owns_is_refused_untouched(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     needs_root()
     state_dir = tmp_path / "state"
@@ -230,6 +235,7 @@ def test_a_state_file_another_user_owns_is_refused_untouched(ecr, aws_env, write
     assert ecr.call_count == 1  # refused before any AWS call: only the first run's
 
 
+@pytest.mark.root
 def test_metrics_file_another_user_owns_is_refused_in_a_directory_that_stays_usable(  # type: ignore[no-untyped-def]
     ecr, aws_env, write_config, tmp_path, request
 ) -> None:
@@ -304,6 +310,7 @@ os.execv(sys.executable, [sys.executable, os.environ["REAL_HELPER"], *sys.argv[1
 """
 
 
+@pytest.mark.docker
 def test_a_slow_credential_helper_list_is_bounded(  # type: ignore[no-untyped-def]
     ecr, registry, aws_env, write_config, credential_helper, tmp_path, request
 ) -> None:
@@ -430,6 +437,7 @@ GRACE = 8.0  # interpreter start-up, the boto3 import and a loaded CI machine: a
 
 @pytest.mark.parametrize("misbehaving", ["silent", "slow_headers", "drip"], indirect=True)
 @pytest.mark.parametrize("source", ["boto3", "awscli"])
+@pytest.mark.slow
 def test_timeout_bounds_the_run_whatever_the_server_does(misbehaving, source, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     if source == "awscli":
         require_tool("aws")
@@ -467,6 +475,7 @@ def processes_naming(text: str) -> list[str]:
 @pytest.mark.parametrize("misbehaving", ["silent"], indirect=True)
 @pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 @pytest.mark.parametrize("source", ["boto3", "awscli"])
+@pytest.mark.slow
 def test_a_signal_ends_a_multi_region_run_at_once(  # type: ignore[no-untyped-def]
     misbehaving, signal_name, code, source, aws_env, write_config, tmp_path, request
 ) -> None:
@@ -481,11 +490,18 @@ def test_a_signal_ends_a_multi_region_run_at_once(  # type: ignore[no-untyped-de
         f"[defaults]\nendpoint_url = {misbehaving.url}\nstores = file\ntimeout = 2m\ntoken_source = {source}\n{sections}"
     )
     state_dir = tmp_path / "state"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "ecr_login_pkg", "--config", config, "--force"],
-        env=child_env(STATE_DIRECTORY=str(state_dir)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
+    # SIGINT default in the child, as a terminal's foreground run has it: started in the background
+    # (`make test &`, a CI runner's job) pytest has SIGINT ignored, and an exec'd child keeps an
+    # ignore (ecr-login rightly keeps it, as nohup relies on) but resets a handler to the default.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "ecr_login_pkg", "--config", config, "--force"],
+            env=child_env(STATE_DIRECTORY=str(state_dir)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     deadline = time.monotonic() + 30
     while misbehaving.requests < len(regions) and time.monotonic() < deadline:
         time.sleep(0.05)

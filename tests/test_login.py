@@ -55,6 +55,7 @@ def test_file_store_login_is_accepted_by_skopeo(ecr, registry, aws_env, write_co
     assert (tmp_path / "pulled" / "index.json").exists()
 
 
+@pytest.mark.docker
 def test_docker_store_without_a_helper_writes_what_docker_login_would(ecr, registry, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     config = write_config(local_registry_config(ecr.url, registry.address, "docker"))
@@ -88,6 +89,7 @@ def test_docker_store_without_a_helper_writes_what_docker_login_would(ecr, regis
     assert "logged out" in again.stderr
 
 
+@pytest.mark.docker
 def test_a_password_the_registry_refuses_is_denied(aws_env, registry, write_config, credential_helper) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     use_helper(Path(aws_env["DOCKER_CONFIG"]))  # through `docker login`, which tries the password first
@@ -322,6 +324,7 @@ def test_status_by_hand_finds_the_services_default_registry(ecr, aws_env, tmp_pa
     assert [row["registry"] for row in json.loads(after.stdout)["registries"]] == ["default:instance-region"]
 
 
+@pytest.mark.docker
 def test_one_refused_docker_login_does_not_cancel_the_others(  # type: ignore[no-untyped-def]
     ecr, registry, aws_env, write_config, tmp_path, credential_helper
 ) -> None:
@@ -372,6 +375,7 @@ def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp
 
 
 
+@pytest.mark.docker
 def test_docker_store_honours_a_configured_credential_helper(ecr, registry, aws_env, write_config, credential_helper) -> None:  # type: ignore[no-untyped-def]
     require_tool("docker")
     helper_store = credential_helper

@@ -18,8 +18,6 @@ import pytest
 from conftest import REPO_ROOT, require_tool, run_ecr_login
 from standin_ecr import StandinECR, self_signed_certificate
 
-from ecr_login_pkg.cli import COMMANDS, VALUE_OPTIONS, build_parser, with_default_command
-
 # --- a run with nothing due -------------------------------------------------
 
 # Run main() in a fresh interpreter with an audit hook that records every process
@@ -187,38 +185,3 @@ def test_forced_run_checks_the_certificate_on_debians_python(aws_env, write_conf
         # clock not yet set at boot, until the 3 s deadline)
         assert run(other_cert) == 75
         assert aws.call_count == 1
-
-
-# --- the command line ---------------------------------------------------------
-
-
-def test_value_options_are_exactly_the_parsers() -> None:
-    """with_default_command skips the word after an option that takes a value: its table must
-    name every such option of every command, and nothing else."""
-    parser = build_parser()
-    subparsers = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(subparsers) == set(COMMANDS)
-    taking_values = {
-        option
-        for command in COMMANDS
-        for action in subparsers[command]._actions
-        if action.nargs != 0 and action.option_strings
-        for option in action.option_strings
-    }
-    assert taking_values == VALUE_OPTIONS
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        ([], ["login"]),
-        (["--force"], ["login", "--force"]),
-        (["-v", "status"], ["status", "-v"]),
-        (["--config", "status", "logout"], ["logout", "--config", "status"]),  # 'status' is the file's name
-        (["--store=file", "status", "--json"], ["status", "--store=file", "--json"]),
-        (["app", "status"], ["login", "app", "status"]),  # a registry first: login, with 'status' as a registry
-        (["--help"], ["--help"]),
-    ],
-)
-def test_the_command_is_put_first(argv: list[str], expected: list[str]) -> None:
-    assert with_default_command(argv) == expected

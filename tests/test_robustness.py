@@ -212,6 +212,7 @@ def as_nobody() -> Iterator[None]:
         os.setegid(0)
 
 
+@pytest.mark.root
 def test_permission_denied_paths_are_config_errors(tmp_path: Path) -> None:
     private = tmp_path / "root-only"
     (private / "docker").mkdir(parents=True)

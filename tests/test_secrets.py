@@ -162,6 +162,7 @@ def test_no_secret_in_any_process_while_logging_in_with_the_file_store(ecr, samp
     assert sampler.seen["ecr-login"] >= 2 and sampler.samples > 50
 
 
+@pytest.mark.docker
 def test_no_secret_in_any_process_while_docker_logs_in(  # type: ignore[no-untyped-def]
     ecr, registry, sampler, aws_env, write_config, credential_helper
 ) -> None:
@@ -192,6 +193,7 @@ def test_no_secret_in_any_process_with_the_aws_cli_token_source(ecr, sampler, aw
     assert sampler.seen["aws"] >= 1, "the sampler never caught the AWS CLI: nothing was proved"
 
 
+@pytest.mark.docker
 def test_no_secret_in_any_process_on_error_paths(  # type: ignore[no-untyped-def]
     ecr, registry, sampler, aws_env, write_config, credential_helper
 ) -> None:

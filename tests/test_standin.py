@@ -614,6 +614,7 @@ def _ecr_password(ecr: StandinECR) -> str:
     return password
 
 
+@pytest.mark.docker
 def test_docker_login_with_token(ecr: StandinECR, registry: LocalRegistry, aws_env: dict[str, str]) -> None:
     docker = require_tool("docker")
     argv = [docker, "login", "--username", "AWS", "--password-stdin", registry.address]
@@ -624,6 +625,7 @@ def test_docker_login_with_token(ecr: StandinECR, registry: LocalRegistry, aws_e
     assert config["auths"][registry.address]["auth"] == ecr.token()
 
 
+@pytest.mark.docker
 def test_docker_login_refuses_wrong_password(registry: LocalRegistry, aws_env: dict[str, str]) -> None:
     docker = require_tool("docker")
     argv = [docker, "login", "--username", "AWS", "--password-stdin", registry.address]

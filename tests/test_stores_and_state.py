@@ -129,6 +129,7 @@ def test_planted_state_dir_symlink_is_refused(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "target") == []
 
 
+@pytest.mark.docker
 def test_a_failed_direct_write_does_not_stop_the_logins_docker_makes(  # type: ignore[no-untyped-def]
     registry, token_password, credential_helper, tmp_path, monkeypatch
 ) -> None:
