@@ -409,3 +409,67 @@ def test_a_real_docker_login_during_a_slowed_write_is_kept(ecr, registry, aws_en
     auths = json.loads((docker_dir / "config.json").read_text())["auths"]
     assert registry.address in auths, "docker login's entry was lost"  # was: gone, ecr-login exit 0
     assert HOST in auths
+
+
+# --- merging into a file others write too (from test_stores_and_state) -------------------------------
+
+
+FOREIGN = {
+    "auths": {"ghcr.io": {"auth": "Zm9vOmJhcg==", "email": "x@example.org"}, HOST: {"auth": "b2xkOm9sZA==", "note": 1}},
+    "credHelpers": {"gcr.io": "gcloud"},
+    "HttpHeaders": {"User-Agent": "ci"},
+    "proxies": {"default": {"httpProxy": "http://127.0.0.1:3128"}},
+}
+
+
+def test_merge_keeps_every_foreign_key_and_entry(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(FOREIGN))
+    stored = AuthFile(str(path)).update({HOST: encode_auth("AWS", "pw")})
+    data = json.loads(path.read_text())
+    assert data["auths"]["ghcr.io"] == FOREIGN["auths"]["ghcr.io"]
+    assert data["auths"][HOST] == {"auth": encode_auth("AWS", "pw"), "note": 1}
+    for key in ("credHelpers", "HttpHeaders", "proxies"):
+        assert data[key] == FOREIGN[key]
+    assert stored == {HOST: fingerprint(encode_auth("AWS", "pw"))}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_unchanged_login_is_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    auth_file = AuthFile(str(path))
+    auth_file.update({HOST: encode_auth("AWS", "pw")})
+    before = path.stat().st_ino
+    auth_file.update({HOST: encode_auth("AWS", "pw")})
+    assert path.stat().st_ino == before
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"auths": []}', '"text"'])
+def test_corrupt_file_is_never_overwritten(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="left untouched"):
+        AuthFile(str(path)).update({HOST: encode_auth("AWS", "pw")})
+    assert path.read_text() == content
+
+
+def test_empty_file_is_treated_as_no_logins(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("")
+    AuthFile(str(path)).update({HOST: encode_auth("AWS", "pw")})
+    assert HOST in json.loads(path.read_text())["auths"]
+
+
+def test_symlinked_file_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    (tmp_path / "docker").mkdir()
+    link = tmp_path / "docker" / "config.json"
+    link.symlink_to(elsewhere)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand the link to another user (the user's own link is followed: #18.2)")
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(ConfigError, match="symlink owned by uid 65534"):
+        AuthFile(str(link)).update({HOST: encode_auth("AWS", "pw")})
+    assert elsewhere.read_text() == "{}" and link.is_symlink()

@@ -5,6 +5,7 @@ Helpers are real executables on a PATH of the test's own; no docker process is n
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,3 +134,32 @@ def test_a_missing_helper_fails_its_own_registry_only(world: dict[str, Path]) ->
     assert isinstance(failure, EcrLoginError) and failure.exit_code == EX_CONFIG
     assert f'"credHelpers" entry for {OTHER}' in str(failure) and "docker-credential-desktop" in str(failure)
     assert OTHER not in json.loads(world["config"].read_text())["auths"]
+
+
+# --- a direct write failing beside docker login ------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_a_failed_direct_write_does_not_stop_the_logins_docker_makes(  # type: ignore[no-untyped-def]
+    registry, token_password, credential_helper, tmp_path, monkeypatch
+) -> None:
+    """One docker store, two registries: one behind a credential helper (real `docker login`),
+    one written directly. The direct write failing fails that registry only."""
+    from conftest import require_tool, use_helper
+
+    from ecr_login_pkg.dockercli import DockerCliStore
+
+    require_tool("docker")
+    docker_dir = tmp_path / "docker"
+    use_helper(docker_dir, registry.address)
+    store = DockerCliStore(str(docker_dir / "config.json"), dict(os.environ), lock_timeout=10)
+
+    def broken_update(logins: dict[str, str | None]) -> dict[str, str]:
+        raise ConfigError(f"{docker_dir / 'config.json'}: cannot write: No space left on device")
+
+    monkeypatch.setattr(store.file, "update", broken_update)
+    direct = "127.0.0.1:1"  # never contacted: written directly (here: failing to be)
+    result = store.save({direct: ("AWS", "direct-password"), registry.address: ("AWS", token_password)})
+    assert isinstance(result[direct], ConfigError) and "No space left" in str(result[direct])
+    assert result[registry.address] == "helper:teststore"  # docker login ran, the helper holds it
+    assert json.loads(credential_helper.read_text())[registry.address]["Secret"] == token_password

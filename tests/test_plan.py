@@ -15,10 +15,11 @@ import pytest
 from ecr_login_pkg.config import Overrides, Settings, Target, load
 from ecr_login_pkg.errors import ConfigError
 from ecr_login_pkg.logs import Log
-from ecr_login_pkg.plan import Pair, default_key, due_pairs, known_pairs, pairs_for, standing
+from ecr_login_pkg.plan import Pair, default_key, due_pairs, due_reason, known_pairs, pairs_for, standing
 from ecr_login_pkg.refresh import run_login
 from ecr_login_pkg.registry import parse_host
 from ecr_login_pkg.state import State
+from ecr_login_pkg.stores import FileStore
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 OTHER = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
@@ -172,3 +173,33 @@ def test_a_failed_deploy_hook_makes_a_fresh_login_due_again_only_while_hooks_run
     (due,) = due_pairs([pair], state, 6 * 3600, False, now, hooks=True)
     assert "deploy hook failed" in due.reason and "kubectl: exit 1" in due.reason
     assert due_pairs([pair], state, 6 * 3600, False, now, hooks=False) == []  # --no-hooks
+
+
+# --- why a login is due ------------------------------------------------------------------------------
+
+
+def pair_in(tmp_path: Path) -> tuple[Pair, State, FileStore]:
+    store = FileStore("file", str(tmp_path / "docker" / "config.json"), 5)
+    target = Target(name=HOST, registry=parse_host(HOST), region="us-east-1", stores=("file",))
+    state = State(str(tmp_path / "state"))
+    return Pair(target, store, HOST), state, store
+
+
+def test_due_reasons(tmp_path: Path) -> None:
+    pair, state, store = pair_in(tmp_path)
+    now = time.time()
+    margin = 6 * 3600
+    assert due_reason(pair, state, margin, now) == "no login recorded"
+    fingerprints = store.save({HOST: ("AWS", "pw")})
+    entry = state.entry(HOST, "file", store.location)
+    entry.fingerprint, entry.expires_at = fingerprints[HOST], now + 12 * 3600
+    assert due_reason(pair, state, margin, now) is None
+    entry.expires_at = now + 5 * 3600
+    assert due_reason(pair, state, margin, now) == "expires in 5h00m"
+    entry.expires_at = now - 1
+    assert due_reason(pair, state, margin, now) == "expired"
+    entry.expires_at = now + 12 * 3600
+    store.save({HOST: ("AWS", "someone-else")})
+    assert "different login" in (due_reason(pair, state, margin, now) or "")
+    store.remove([HOST])
+    assert "no longer holds it" in (due_reason(pair, state, margin, now) or "")

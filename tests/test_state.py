@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, require_tool
+
+from ecr_login_pkg.errors import ConfigError
+from ecr_login_pkg.state import State
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -91,6 +95,7 @@ def remountable(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.root
 def test_a_read_only_file_system_is_named_and_a_run_with_nothing_due_succeeds(  # type: ignore[no-untyped-def]
     ecr, aws_env, write_config, remountable, python
 ) -> None:
@@ -112,3 +117,28 @@ def test_a_read_only_file_system_is_named_and_a_run_with_nothing_due_succeeds(  
     assert "read-only" in forced.stderr and "remove it" not in forced.stderr, forced.stderr
     assert {path: path.read_bytes() for path in before} == before
     assert ecr.call_count == 2  # the first run's and the forced one's: nothing due costs no call
+
+
+# --- the state directory and file --------------------------------------------------------------------
+
+
+def test_state_round_trip_and_corrupt_state_is_rebuilt(tmp_path: Path) -> None:
+    state = State(str(tmp_path / "state"))
+    state.entry(HOST, "file", "/x/config.json").expires_at = 123.0
+    state.default_hosts["us-east-1||"] = HOST
+    state.save()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    loaded = State(str(tmp_path / "state")).load()
+    assert loaded.find(HOST, "file", "/x/config.json").expires_at == 123.0
+    assert loaded.default_hosts == {"us-east-1||": HOST}
+    (tmp_path / "state" / "state.json").write_text('{"entries": [1')
+    rebuilt = State(str(tmp_path / "state")).load()
+    assert rebuilt.entries == {} and "corrupt" in (rebuilt.problem or "")
+
+
+def test_planted_state_dir_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "state").symlink_to(tmp_path / "target")
+    with pytest.raises(ConfigError, match="symlink"):
+        State(str(tmp_path / "state")).save()
+    assert os.listdir(tmp_path / "target") == []
