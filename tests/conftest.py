@@ -217,6 +217,18 @@ def run_ecr_login(*args: str, env: dict[str, str] | None = None, timeout: float 
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
+def no_traceback(result: CliResult) -> None:
+    """No internal error (exit 70) and no traceback: what every bad path must avoid."""
+    assert result.code != 70 and "Traceback" not in result.stderr, result
+
+
+def stored_auths(docker_dir: Path) -> dict:  # type: ignore[type-arg]
+    """The ``auths`` of ``docker_dir``/config.json."""
+    import json
+
+    return json.loads((docker_dir / "config.json").read_text())["auths"]  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Write an ecr-login.conf into tmp_path and return its path."""

@@ -13,8 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require_tool
+from conftest import REPO_ROOT, no_traceback, require_tool, run_ecr_login
 
+from ecr_login_pkg import fsutil
 from ecr_login_pkg.authfile import AuthFile, JsonNumber, NotJsonError, dump_json, encode_auth, fingerprint, parse_json
 from ecr_login_pkg.errors import EX_CONFIG, ConfigError
 
@@ -473,3 +474,40 @@ def test_symlinked_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="symlink owned by uid 65534"):
         AuthFile(str(link)).update({HOST: encode_auth("AWS", "pw")})
     assert elsewhere.read_text() == "{}" and link.is_symlink()
+
+
+# --- unusable paths, and one check per update (from test_robustness) ---------------------------------
+
+
+def test_docker_config_under_a_regular_file_is_a_config_error(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    env = dict(os.environ, DOCKER_CONFIG=str(blocker / "docker"))
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\nlock_timeout = 3\n[{HOST}]\n")
+    result = run_ecr_login("--config", config, env=env)
+    no_traceback(result)
+    assert result.code == 78, result
+    assert str(blocker / "docker") in result.stderr and "not a directory" in result.stderr
+    assert blocker.read_text() == "x"
+
+
+def test_update_checks_the_target_once_under_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"auths": {"ghcr.io": {"auth": "eDp5"}}}))
+    path.chmod(0o644)
+    auth_file = AuthFile(str(path))
+    checks: list[bool] = []
+    original = AuthFile._check_target
+
+    def counted(self: AuthFile) -> os.stat_result | None:
+        checks.append(bool(fsutil._HELD))  # was the lock held?
+        return original(self)
+
+    monkeypatch.setattr(AuthFile, "_check_target", counted)
+    stored = auth_file.update({HOST: encode_auth("AWS", "pw")})
+    # once under the lock (what is read is what is replaced); the check before it only refuses a bad
+    # file before its directory gets a lock file
+    assert checks == [False, True]
+    assert stored == {HOST: fingerprint(encode_auth("AWS", "pw"))}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a group-readable file is rewritten 0600
+    assert json.loads(path.read_text())["auths"]["ghcr.io"] == {"auth": "eDp5"}

@@ -9,12 +9,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_ecr_login, stored_auths
 
 from ecr_login_pkg import fsutil
+from ecr_login_pkg.authfile import AuthFile, encode_auth
 from ecr_login_pkg.errors import EX_CONFIG, ConfigError, TemporaryError
 from ecr_login_pkg.fsutil import (
     TEMP_PREFIX,
@@ -27,8 +30,16 @@ from ecr_login_pkg.fsutil import (
     read_text_nofollow,
     remove_stale_temps,
 )
+from ecr_login_pkg.state import State
 
 NOBODY = 65534
+
+
+HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def file_config(ecr_url: str, extra: str = "") -> str:
+    return f"[defaults]\nendpoint_url = {ecr_url}\nstores = file\nlock_timeout = 3\n{extra}[{HOST}]\n"
 
 
 def as_root() -> None:
@@ -329,3 +340,177 @@ def test_the_lock_is_taken_on_a_read_only_file_system(tmp_path: Path) -> None:
         assert "errors=remount-ro" in str(caught.value) and "remove it" not in str(caught.value)
     finally:
         subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+# --- the run lock and the credential-file lock on one directory (from test_robustness) ---------------
+
+
+def test_store_file_in_the_state_directory_does_not_deadlock(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shared = tmp_path / "var-lib-ecr-login"
+    env = dict(os.environ, STATE_DIRECTORY=str(shared), DOCKER_CONFIG=str(shared))
+    config = write_config(file_config(ecr.url))
+    started = time.monotonic()
+    result = run_ecr_login("--config", config, env=env)
+    assert result.code == 0, result
+    assert time.monotonic() - started < 3, "waited for its own lock"
+    assert HOST in stored_auths(shared) and (shared / "state.json").exists()
+    assert "waiting" not in result.stderr
+
+
+def test_docker_config_setting_pointing_at_the_state_directory_does_not_deadlock(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shared = tmp_path / "state"
+    env = dict(os.environ, STATE_DIRECTORY=str(shared))
+    config = write_config(file_config(ecr.url, f"docker_config = {shared}\n"))
+    result = run_ecr_login("--config", config, "--force", env=env)
+    assert result.code == 0, result
+    assert HOST in stored_auths(shared)
+    logout = run_ecr_login("logout", "--config", config, env=env)
+    assert logout.code == 0, logout
+    assert HOST not in stored_auths(shared)
+
+
+def other_process_can_lock(directory: Path) -> bool:
+    """Another process of this user tries the directory's lock (this user's lock file in it)."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(1)\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe, fsutil.lock_file_path(str(directory))], check=False).returncode == 0
+
+
+def test_dir_lock_is_reentrant_in_the_process_and_exclusive_across_processes(tmp_path: Path) -> None:
+    directory = tmp_path / "d"
+    directory.mkdir()
+    alias = tmp_path / "alias"
+    alias.symlink_to(directory)  # another path to the same directory: the same lock
+    outer = DirLock(str(directory), 1, "run")
+    with outer:
+        assert not other_process_can_lock(directory)
+        started = time.monotonic()
+        with DirLock(str(alias), 1, "credential file"), DirLock(str(directory) + "/", 1, "credential file"):
+            assert not other_process_can_lock(directory)
+        assert time.monotonic() - started < 0.5
+        assert not other_process_can_lock(directory), "an inner exit released the outer hold"
+    assert other_process_can_lock(directory)
+    assert fsutil._HELD == {}
+
+
+def test_dir_lock_still_waits_for_another_process(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('held', flush=True)\ntime.sleep(30)\n", fsutil.lock_file_path(str(tmp_path))],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waits: list[str] = []
+        with pytest.raises(TemporaryError, match="another ecr-login run has held the run lock"), \
+                DirLock(str(tmp_path), 0.3, "run", waits.append):
+            pass
+        assert len(waits) == 1
+        assert fsutil._HELD == {}
+    finally:
+        holder.kill()
+        holder.wait()
+    with DirLock(str(tmp_path), 1, "run"):
+        pass
+
+
+def test_dir_lock_is_shared_by_the_threads_of_one_process(tmp_path: Path) -> None:
+    import threading
+
+    entered = threading.Event()
+    with DirLock(str(tmp_path), 1, "run"):
+        def worker() -> None:
+            with DirLock(str(tmp_path), 1, "credential file"):
+                entered.set()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(5)
+        assert entered.is_set()
+        assert not other_process_can_lock(tmp_path)
+    assert other_process_can_lock(tmp_path)
+
+
+# --- unusable paths: a ConfigError naming the path, never a traceback --------------------------------
+
+
+@contextmanager
+def as_nobody() -> Iterator[None]:
+    """Run the block with user nobody's effective uid (root bypasses file permissions)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become user nobody")
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@pytest.mark.root
+def test_permission_denied_paths_are_config_errors(tmp_path: Path) -> None:
+    private = tmp_path / "root-only"
+    (private / "docker").mkdir(parents=True)
+    (private / "docker" / "config.json").write_text("{}")
+    (private / "state.json").write_text("{}")
+    private.chmod(0o700)
+    tmp_path.chmod(0o755)
+    with as_nobody():
+        with pytest.raises(ConfigError, match="permission denied"):
+            ensure_private_dir(str(private / "docker"))
+        with pytest.raises(ConfigError, match="permission denied"):
+            ensure_private_dir(str(private / "new" / "deeper"))
+        with pytest.raises(ConfigError, match="permission denied"):
+            AuthFile(str(private / "docker" / "config.json")).held(HOST)
+        with pytest.raises(ConfigError, match="permission denied"):
+            read_text_nofollow(str(private / "state.json"))
+        denied = f"{private}: cannot open the directory for the run lock: permission denied"
+        with pytest.raises(ConfigError, match=denied), DirLock(str(private), 1, "run"):
+            pass
+        state = State(str(private)).load()  # unreadable state: rebuilt, not fatal
+        assert state.problem and "starting afresh" in state.problem
+    assert fsutil._HELD == {}
+
+
+def test_paths_under_a_file_are_config_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="a component of the path is a file"):
+        ensure_private_dir(str(blocker / "sub"))
+    with pytest.raises(ConfigError, match=f"{blocker}: exists and is not a directory"):
+        AuthFile(str(blocker / "config.json")).update({HOST: encode_auth("AWS", "pw")})
+    with pytest.raises(ConfigError, match="a component of the path is a file"):
+        read_text_nofollow(str(blocker / "state.json"))
+    with pytest.raises(ConfigError, match="a component of the path is a file"):
+        AuthFile(str(blocker / "config.json")).held(HOST)
+    with pytest.raises(ConfigError, match="it is a directory where a file belongs"):
+        read_text_nofollow(str(tmp_path))
+    with pytest.raises(ConfigError, match="cannot open the directory"), DirLock(str(blocker), 1, "run"):
+        pass
+
+
+# --- what the fsutil docstring promises is what happens ----------------------------------------------
+
+
+def test_only_credential_files_are_fsynced_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "durable=False" in (fsutil.__doc__ or "") and "Every write goes to" in (fsutil.__doc__ or "")
+    assert "is fsynced, then renamed" not in (fsutil.__doc__ or "")
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counted_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    state = State(str(tmp_path / "state"))
+    state.entry(HOST, "file", "/c.json")
+    state.save()
+    assert fsyncs == []
+    AuthFile(str(tmp_path / "docker" / "config.json")).update({HOST: encode_auth("AWS", "pw")})
+    assert len(fsyncs) == 2  # the file and its directory

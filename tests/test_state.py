@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, require_tool
+from conftest import REPO_ROOT, no_traceback, require_tool, run_ecr_login, stored_auths
 
 from ecr_login_pkg.errors import ConfigError
 from ecr_login_pkg.state import State
@@ -24,6 +24,10 @@ from ecr_login_pkg.state import State
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 DEBIAN_PYTHON = "/usr/bin/python3"
 PYTHONS = ["venv", DEBIAN_PYTHON]
+
+
+def file_config(ecr_url: str, extra: str = "") -> str:
+    return f"[defaults]\nendpoint_url = {ecr_url}\nstores = file\nlock_timeout = 3\n{extra}[{HOST}]\n"
 
 
 def run(python: str, *args: str, env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -142,3 +146,131 @@ def test_planted_state_dir_symlink_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="symlink"):
         State(str(tmp_path / "state")).save()
     assert os.listdir(tmp_path / "target") == []
+
+
+# --- a state directory or file that is not one (from test_robustness) --------------------------------
+
+
+def test_state_directory_under_a_regular_file_is_a_config_error(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    env = dict(os.environ, STATE_DIRECTORY=str(blocker / "state"))
+    result = run_ecr_login("--config", write_config(file_config(ecr.url)), env=env)
+    no_traceback(result)
+    assert result.code == 78, result
+    assert str(blocker / "state") in result.stderr and "point the setting at a directory" in result.stderr
+
+
+def test_state_json_that_is_a_directory_is_rebuilt(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state_dir = tmp_path / "state"
+    (state_dir / "state.json" / "junk").mkdir(parents=True, mode=0o700)
+    state_dir.chmod(0o700)
+    env = dict(os.environ, STATE_DIRECTORY=str(state_dir))
+    config = write_config(file_config(ecr.url))
+    result = run_ecr_login("--config", config, env=env)
+    no_traceback(result)
+    assert result.code == 0, result
+    assert "state.json" in result.stderr and "starting afresh" in result.stderr
+    assert (state_dir / "state.json").is_file()
+    assert [name for name in os.listdir(state_dir) if name.startswith("state.json.broken-")]
+    assert run_ecr_login("--config", config, env=env).code == 0
+    assert ecr.call_count == 1  # the rebuilt state works: the second run had nothing to do
+    status = run_ecr_login("status", "--config", config, env=env)
+    assert status.code == 0, status
+
+
+def test_empty_directory_in_place_of_state_json_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "state.json").mkdir()
+    state = State(str(tmp_path)).load()
+    assert state.problem and "starting afresh" in state.problem
+    state.save()
+    assert (tmp_path / "state.json").is_file()
+
+
+# --- state of the wrong shape or types ---------------------------------------------------------------
+
+
+def good_entry(location: str) -> dict[str, object]:
+    return {"address": HOST, "store": "file", "location": location, "expires_at": time.time() + 12 * 3600,
+            "fingerprint": "0123456789abcdef", "last_success": time.time(), "last_attempt": time.time(),
+            "last_error": None, "last_exit": 0, "failures": 0}
+
+
+BAD_ENTRIES = {
+    "expires-at-text": {"expires_at": "soon"},
+    "failures-null": {"failures": None},
+    "last-exit-float": {"last_exit": 1.5},
+    "last-success-text": {"last_success": "yesterday"},
+    "fingerprint-number": {"fingerprint": 7},
+    "last-error-list": {"last_error": ["x"]},
+    "expires-at-bool": {"expires_at": True},
+    "expires-at-huge": {"expires_at": 10**400},
+    "address-null": {"address": None},
+    "store-number": {"store": 1},
+}
+
+
+@pytest.mark.parametrize("change", BAD_ENTRIES.values(), ids=list(BAD_ENTRIES))
+def test_state_field_of_the_wrong_type_is_corruption(ecr, aws_env, write_config, tmp_path, change) -> None:  # type: ignore[no-untyped-def]
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    location = str(Path(aws_env["DOCKER_CONFIG"], "config.json"))
+    entry = {**good_entry(location), **change}
+    (state_dir / "state.json").write_text(json.dumps({"version": 1, "entries": {"k": entry}, "default_hosts": {}}))
+    env = dict(os.environ, STATE_DIRECTORY=str(state_dir))
+    config = write_config(file_config(ecr.url))
+    for command in (("status",), ("status", "--json"), ("login", "--dry-run")):
+        checked = run_ecr_login(*command, "--config", config, env=env)
+        no_traceback(checked)
+    metrics = tmp_path / "metrics.prom"
+    result = run_ecr_login("--config", config, "--metrics-file", str(metrics), env=env)
+    no_traceback(result)
+    assert result.code == 0, result
+    assert "state file is corrupt; starting afresh" in result.stderr
+    assert HOST in stored_auths(Path(aws_env["DOCKER_CONFIG"]))
+    assert "ecr_login_expiry_timestamp_seconds{" in metrics.read_text()
+    assert run_ecr_login("status", "--config", config, env=env).code == 0
+
+
+@pytest.mark.parametrize("text", [
+    '{"version": 1, "entries": {"k": "not an object"}}',
+    '{"version": 1, "entries": ["a list"]}',
+    '{"version": 1, "entries": {"k": {"store": "file"}}}',
+    '{"version": 1, "entries": {}, "default_hosts": ["x"]}',
+    '{"version": 1, "entries": {"k": {"address": "h", "store": "file", "location": "/l", "expires_at": NaN}}}',
+    '{"version": 1, "entries": {"k": {"address": "h", "store": "file", "location": "/l", "last_success": Infinity}}}',
+    '[]',
+    '"text"',
+])
+def test_state_of_the_wrong_shape_is_rebuilt(tmp_path: Path, text: str) -> None:
+    (tmp_path / "state.json").write_text(text)
+    state = State(str(tmp_path)).load()
+    assert state.entries == {} and state.default_hosts == {}
+    assert "state file is corrupt; starting afresh" in (state.problem or "")
+
+
+def test_invalid_default_hosts_are_dropped(tmp_path: Path) -> None:
+    entry = good_entry("/x/config.json")
+    hosts = {"us-east-1|||": HOST, "eu-west-1|||": None, "eu-north-1|||": 5, "ap-south-1|||": "not a host!"}
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "entries": {"k": entry}, "default_hosts": hosts}))
+    state = State(str(tmp_path)).load()
+    assert state.default_hosts == {"us-east-1|||": HOST}
+    assert state.find(HOST, "file", "/x/config.json") is not None  # the valid part is kept
+    assert "corrupt" in (state.problem or "") and "3 default registry" in (state.problem or "")
+
+
+def test_null_default_host_never_stores_a_login_under_none(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\n")  # zero-config: the default registry
+    state_file = Path(aws_env["XDG_STATE_HOME"], "ecr-login", "state.json")
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    assert run_ecr_login("--config", config).code == 0
+    data = json.loads(state_file.read_text())
+    assert data["default_hosts"], data
+    data["default_hosts"] = {key: None for key in data["default_hosts"]}
+    state_file.write_text(json.dumps(data))
+    (docker_dir / "config.json").write_text('{"auths": {}}')
+    result = run_ecr_login("--config", config)
+    assert result.code == 0, result
+    assert "corrupt" in result.stderr
+    assert list(stored_auths(docker_dir)) == [HOST]
+    assert "None" not in stored_auths(docker_dir)
