@@ -28,7 +28,7 @@ setup(
     url="https://example.org/ecr-login",
     packages=find_packages(include=["ecr_login_pkg", "ecr_login_pkg.*"]),
     python_requires=">=3.9",
-    # The code imports botocore only (ecr_login_pkg/aws_clients.py, aws_errors.py, instance_region.py), never boto3.
+    # The code imports botocore only (see docs/architecture.md), never boto3.
     install_requires=["botocore"],
     entry_points={"console_scripts": ["ecr-login = ecr_login_pkg.cli:run"]},
     classifiers=[
