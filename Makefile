@@ -108,10 +108,12 @@ test: setup
 	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # No set-up step (it installs Debian packages, as root): the venv must exist (make setup, once).
+# Two pytest-xdist workers, one per core of the reference machine.
 FAST_MARKERS := not (root or guest or docker or netns or slow)
+FAST_WORKERS ?= 2
 test-fast:
-	@test -x $(VENV_BIN)/python || { echo "test-fast: no $(VENV); run make setup once (as root)" >&2; exit 1; }
-	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	@$(VENV_BIN)/python -c 'import xdist' 2>/dev/null || { echo "test-fast: no $(VENV) with pytest-xdist; run make setup" >&2; exit 1; }
+	PATH="$$PATH:$(VENV_BIN)" $(VENV_BIN)/python -m pytest -q -rs -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # --- rpm: added by the RPM packaging (rpm/) --------------------------------
 # The RPM for a named target, as that distribution's own build makes it:

@@ -306,6 +306,7 @@ def sandbox(aws_env: dict[str, str]) -> Iterator[Sandbox]:
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[case.id for case in ALL_CASES])
+@pytest.mark.slow
 def test_bad_input_is_one_line_the_documented_code_and_nothing_written(  # type: ignore[no-untyped-def]
     case: Case, sandbox: Sandbox, request, nobody_python_lazy
 ) -> None:

@@ -108,6 +108,7 @@ def test_the_command_is_put_first(argv: list[str], expected: list[str]) -> None:
 
 
 @pytest.mark.parametrize("python", ["venv", "/usr/bin/python3"])
+@pytest.mark.slow
 def test_sighup_during_a_write_is_handled_as_sigterm(ecr, aws_env, write_config, tmp_path, python) -> None:  # type: ignore[no-untyped-def]
     """#18.11: a closed ssh session (SIGHUP) while the token's temp file is being synced: the run
     unwinds as for SIGTERM, exit 129, and no 0600 temp file holding the token is left (was: killed

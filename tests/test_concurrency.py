@@ -338,6 +338,7 @@ def test_timer_run_and_manual_run_take_turns(ecr, aws_env, write_config, request
     assert auths[SHARED_HOST]["auth"] == ecr.token()
 
 
+@pytest.mark.slow
 def test_service_and_user_state_sharing_one_config_json_take_turns(ecr, aws_env, write_config, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
     """Two runs with different state directories (service and person) meet at the credential-file lock."""
     ecr.script(["delay:1.5", "ok"])
@@ -357,6 +358,7 @@ def test_service_and_user_state_sharing_one_config_json_take_turns(ecr, aws_env,
 
 
 @pytest.mark.parametrize("which", ["run", "credential file"])
+@pytest.mark.slow
 def test_held_lock_gives_up_after_lock_timeout_with_a_clear_message(ecr, aws_env, write_config, tmp_path, which, request) -> None:  # type: ignore[no-untyped-def]
     config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\nlock_timeout = 1s\n[{SHARED_HOST}]\n")
     state_dir = tmp_path / "state"

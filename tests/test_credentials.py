@@ -150,6 +150,7 @@ def test_environment_temporary_keys_need_their_session_token(aws, aws_env, write
 
 
 @pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.slow
 def test_shared_credentials_file_default_profile_and_aws_profile(python, aws, aws_env, write_config, monkeypatch) -> None:
     without_env_keys(monkeypatch)
     write_shared_files(aws_env, SHARED_CREDENTIALS)
@@ -261,6 +262,7 @@ def test_a_role_sts_refuses_is_denied_not_a_crash(aws, aws_env, write_config, mo
     assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()
 
 
+@pytest.mark.slow
 def test_sts_out_of_reach_is_temporary(aws, aws_env, write_config, monkeypatch) -> None:
     with socket.socket() as unused:  # a loopback port nobody listens on
         unused.bind(("127.0.0.1", 0))
@@ -481,6 +483,7 @@ def test_https_proxy_tunnels_calls_to_an_https_endpoint(
 
 
 @pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.slow
 def test_ecr_endpoint_variable_wins_over_the_generic_one(python, aws_env, write_config, monkeypatch, token_password) -> None:
     config = write_config(f"[defaults]\nstores = file\n[{HOST}]\n[public.ecr.aws]\n")
     with StandinECR(token_password) as generic, StandinECR(token_password) as specific:
@@ -518,6 +521,7 @@ def test_ecr_public_endpoint_variable(aws_env, write_config, monkeypatch, token_
 
 
 @pytest.mark.parametrize("python", PYTHONS)
+@pytest.mark.slow
 def test_aws_region_wins_over_aws_default_region(python, aws, aws_env, write_config, monkeypatch) -> None:
     config = write_config(f"[defaults]\nendpoint_url = {aws.url}\nstores = file\n")  # the caller's default registry
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
@@ -531,6 +535,7 @@ def test_aws_region_wins_over_aws_default_region(python, aws, aws_env, write_con
     assert {f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com" for region in regions} <= set(auths(aws_env))
 
 
+@pytest.mark.slow
 def test_profile_region_is_used_when_no_variable_sets_one(aws, aws_env, write_config, monkeypatch) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     write_shared_files(aws_env, "", "[default]\nregion = sa-east-1\n[profile team-a]\nregion = ca-central-1\n")

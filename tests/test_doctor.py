@@ -103,6 +103,7 @@ def test_all_pass_against_the_standin_and_a_registry_that_accepts_the_token(
         assert secret not in text and secret not in json.dumps(checks)
 
 
+@pytest.mark.slow
 def test_a_registry_that_refuses_the_token_is_named(
         sts: StandinECR, aws_env: dict[str, str], write_config: Any, tmp_path: Path) -> None:
     require_tool(DOCKER_REGISTRY)
@@ -119,6 +120,7 @@ def test_a_registry_that_refuses_the_token_is_named(
     assert_nothing_stored(aws_env)
 
 
+@pytest.mark.slow
 def test_a_registry_on_a_closed_port_is_temporary(sts: StandinECR, aws_env: dict[str, str], write_config: Any) -> None:
     address = f"127.0.0.1:{closed_port()}"
     code, checks, _ = diagnose(config_for(write_config, sts.url, address))
@@ -209,6 +211,7 @@ def test_configuration_that_does_not_parse_skips_the_rest(aws_env: dict[str, str
     assert text.splitlines()[-1] == "1 check(s) failed"
 
 
+@pytest.mark.slow
 def test_broken_store_file_and_missing_credential_helper(
         sts: StandinECR, registry: LocalRegistry, aws_env: dict[str, str], write_config: Any) -> None:
     docker = Path(aws_env["DOCKER_CONFIG"])

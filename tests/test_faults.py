@@ -33,7 +33,6 @@ from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login, use_help
 from standin_ecr import StandinECR
 from test_secrets import no_password_in_any_process  # noqa: F401  (a fixture, used by pytestmark)
 
-from ecr_login_pkg.deadline import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 from ecr_login_pkg.fsutil import lock_file_path
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -176,6 +175,7 @@ pytestmark = pytest.mark.usefixtures("no_password_in_any_process")
 
 
 @pytest.mark.parametrize("fault", ["503", "throttle", "500", "close"])
+@pytest.mark.slow
 def test_transient_failures_are_retried_in_the_same_run(ecr, world, write_config, fault) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST)
     ecr.script([fault, fault, "ok"])
@@ -192,19 +192,7 @@ def test_transient_failures_are_retried_in_the_same_run(ecr, world, write_config
     assert elapsed < DEADLINE + SLACK
 
 
-def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    for attempt in range(8):
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-        low = backoff_delay(attempt, rng=lambda a, b: a)
-        high = backoff_delay(attempt, rng=lambda a, b: b)
-        assert low == pytest.approx(ceiling / 2) and high == pytest.approx(ceiling)
-        samples = [backoff_delay(attempt) for _ in range(200)]
-        assert all(ceiling / 2 <= sample <= ceiling for sample in samples)
-        assert len(set(samples)) > 150, "no jitter: a fleet would retry in lock-step"
-    assert backoff_delay(2, rng=lambda a, b: a) > backoff_delay(1, rng=lambda a, b: b) * 0.99  # grows
-    assert backoff_delay(50) <= BACKOFF_CAP
-
-
+@pytest.mark.slow
 def test_persistent_5xx_gives_up_at_the_deadline(ecr, world, write_config) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST)
     ecr.script(["503"] * 100)
@@ -222,6 +210,7 @@ def test_persistent_5xx_gives_up_at_the_deadline(ecr, world, write_config) -> No
 # --- the network -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_connection_refused_is_temporary(world, write_config) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST)
     configure(world, write_config, f"http://127.0.0.1:{closed_port()}", f"[{HOST}]\n")
@@ -266,6 +255,7 @@ def test_network_not_up_yet_at_boot_is_temporary(ecr, world, write_config) -> No
     assert world.auths()[HOST]["auth"] == ecr.token()
 
 
+@pytest.mark.slow
 def test_read_timeout_from_a_server_that_never_answers(ecr, world, write_config) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST)
     ecr.script(["hang"] * 10)
@@ -283,6 +273,7 @@ def test_read_timeout_from_a_server_that_never_answers(ecr, world, write_config)
 
 
 @pytest.mark.parametrize(("fault", "code_name"), [("denied", "AccessDeniedException"), ("expired_creds", "ExpiredTokenException")])
+@pytest.mark.slow
 def test_denied_fails_at_once_without_retries(ecr, world, write_config, fault, code_name) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST)
     ecr.script([fault] * 5)
@@ -308,6 +299,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("fault", sorted(MALFORMED))
+@pytest.mark.slow
 def test_malformed_answers_write_nothing(ecr, world, write_config, fault) -> None:  # type: ignore[no-untyped-def]
     ecr.script([fault] * 4)
     configure(world, write_config, ecr.url, f"[{HOST}]\n")
@@ -327,6 +319,7 @@ def test_malformed_answers_write_nothing(ecr, world, write_config, fault) -> Non
 
 
 @pytest.mark.parametrize(("fault", "code"), [("denied", 77), ("503", 75), ("bad_base64", 65), ("hang", 75)])
+@pytest.mark.slow
 def test_one_failing_region_does_not_stop_the_others(ecr, world, write_config, fault, code) -> None:  # type: ignore[no-untyped-def]
     world.seed(HOST, EU_HOST, AP_HOST)
     old_eu = world.auths()[EU_HOST]

@@ -113,6 +113,7 @@ def test_hooks_run_in_name_order_with_the_password_on_stdin_only(  # type: ignor
     assert _order(record) == ["10-first", "20-second"]
 
 
+@pytest.mark.slow
 def test_a_failed_hook_keeps_the_login_exits_75_and_is_rerun_until_it_succeeds(  # type: ignore[no-untyped-def]
     ecr, registry, aws_env, write_config, token_password, record, tmp_path
 ) -> None:
@@ -150,6 +151,7 @@ def test_a_failed_hook_keeps_the_login_exits_75_and_is_rerun_until_it_succeeds( 
     assert quiet.code == 0 and ecr.call_count == calls + 2 and len(_order(record)) == 3, quiet
 
 
+@pytest.mark.slow
 def test_a_hook_that_hangs_is_killed_at_hook_timeout(ecr, registry, aws_env, write_config, record, tmp_path) -> None:  # type: ignore[no-untyped-def]
     hooks = tmp_path / "hooks.d"
     _hook(hooks, "10-hangs", '#!/bin/sh\ncat > /dev/null\nsleep 300 &\necho $! > "$HOOK_RECORD/child"\nwait\n')

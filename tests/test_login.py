@@ -37,6 +37,7 @@ def state_file(env: dict[str, str]) -> Path:
     return Path(env["XDG_STATE_HOME"], "ecr-login", "state.json")
 
 
+@pytest.mark.slow
 def test_file_store_login_is_accepted_by_skopeo(ecr, registry, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     require_tool("skopeo")
     config = write_config(local_registry_config(ecr.url, registry.address, "file"))
@@ -106,6 +107,7 @@ def many_registries_config(ecr_url: str) -> str:
     return f"[defaults]\nendpoint_url = {ecr_url}\nstores = file\n" + sections
 
 
+@pytest.mark.slow
 def test_one_call_per_region_and_identity_then_none(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     config = write_config(many_registries_config(ecr.url))
     first = run_ecr_login("--config", config)
@@ -120,6 +122,7 @@ def test_one_call_per_region_and_identity_then_none(ecr, aws_env, write_config) 
     assert "nothing to do" in second.stderr
 
 
+@pytest.mark.slow
 def test_fetches_for_different_regions_overlap(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
     with StandinECR(password=token_password, default_delay=0.6) as slow:
         config = write_config(many_registries_config(slow.url))
@@ -130,6 +133,7 @@ def test_fetches_for_different_regions_overlap(aws_env, write_config, token_pass
     assert all(start < spans[0][1] for start, _ in spans)
 
 
+@pytest.mark.slow
 def test_no_op_run_imports_no_botocore(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     config = write_config(many_registries_config(ecr.url))
     assert run_ecr_login("--config", config).code == 0
@@ -267,6 +271,7 @@ def test_journal_format_under_systemd(ecr, aws_env, write_config) -> None:  # ty
     assert not any(re.match(r"<\d>\d{4}-\d\d-\d\dT", line) for line in lines)  # no timestamp of our own
 
 
+@pytest.mark.slow
 def test_zero_config_on_an_ec2_host_with_only_an_instance_profile(aws_env, token_password, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """No region, no keys, no configuration: region and credentials come from instance metadata."""
     with StandinECR(password=token_password, instance_role="build-host", instance_region="ap-northeast-2") as ec2:
@@ -305,6 +310,7 @@ def test_dry_run_reports_what_the_real_run_would_fail_on(aws_env, tmp_path, monk
     assert dry.code == 78 and "config.json" in dry.stderr, dry
 
 
+@pytest.mark.slow
 def test_status_by_hand_finds_the_services_default_registry(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The unit's environment (region, endpoint) is not there when an admin runs status by hand."""
     empty = tmp_path / "empty.conf"
@@ -355,6 +361,7 @@ store_as = {registry.address}
     assert list(docker_config(aws_env)["auths"]) == [registry.address]
 
 
+@pytest.mark.slow
 def test_metrics_on_every_run_and_no_stale_default_placeholder(ecr, aws_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     metrics = tmp_path / "ecr-login.prom"
     empty = tmp_path / "empty.conf"

@@ -31,6 +31,7 @@ def account_host(index: int) -> str:
 
 
 @pytest.mark.parametrize("python", ["venv", "/usr/bin/python3"])
+@pytest.mark.slow
 def test_logout_of_2000_registries_rewrites_the_file_once(ecr, aws_env, write_config, tmp_path, python) -> None:  # type: ignore[no-untyped-def]
     strace = require_tool("strace")
     interpreter = sys.executable if python == "venv" else require_tool(python)
@@ -73,6 +74,7 @@ def test_logout_leaves_a_login_ecr_login_never_wrote(aws_env, write_config) -> N
     assert json.loads((docker_dir / "config.json").read_text()) == mine
 
 
+@pytest.mark.slow
 def test_logout_removes_its_own_login_and_leaves_a_replaced_one(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     docker_dir = Path(aws_env["DOCKER_CONFIG"])
     config = write_config(file_config(ecr.url))

@@ -161,6 +161,7 @@ def test_output_that_cannot_be_written_fails_the_run(ecr, aws_env, write_config,
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 
+@pytest.mark.slow
 def test_forced_run_checks_the_certificate_on_debians_python(aws_env, write_config, tmp_path, token_password) -> None:  # type: ignore[no-untyped-def]
     """The .deb runs on Debian's python and botocore: a forced run over TLS logs in with the
     right CA bundle and is refused, before any request, with another CA's."""

@@ -152,6 +152,7 @@ def config_for(  # type: ignore[no-untyped-def]
 # --- /proc sampling while the command and its children run --------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_process_while_logging_in_with_the_file_store(ecr, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     config = config_for(write_config, ecr.url)
     ecr.default_delay = 0.3  # keep each run alive across many sweeps
@@ -179,6 +180,7 @@ def test_no_secret_in_any_process_while_docker_logs_in(  # type: ignore[no-untyp
     assert sampler.seen["docker"] >= 1, "the sampler never caught the docker CLI: nothing was proved"
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_process_with_the_aws_cli_token_source(ecr, sampler, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     require_tool("aws")
     config = config_for(write_config, ecr.url, stores="containers", extra="token_source = awscli\n")
@@ -224,6 +226,7 @@ ERROR_PATHS = sorted(BEHAVIOURS - {"ok"})
 
 @pytest.mark.parametrize("verbosity", sorted(VERBOSITY))
 @pytest.mark.parametrize("behaviour", ERROR_PATHS)
+@pytest.mark.slow
 def test_no_secret_in_output_state_or_metrics(ecr, aws_env, write_config, tmp_path, monkeypatch, behaviour, verbosity) -> None:  # type: ignore[no-untyped-def]
     """One region succeeds (so a password is known), the other meets the fault; AWS errors echo the secret key."""
     for name, (status, error_type, _message) in list(standin_ecr._ERRORS.items()):

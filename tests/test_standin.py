@@ -327,6 +327,7 @@ def test_offset_clock_moves_the_date_header_and_the_signature_window(ecr: Standi
     ("command", "region", "service"),
     [("ecr", "eu-west-1", "ecr"), ("ecr-public", "us-east-1", "ecr-public")],
 )
+@pytest.mark.slow
 def test_aws_cli_get_login_password(
     ecr: StandinECR,
     aws_env: dict[str, str],

@@ -211,6 +211,7 @@ BAD_ENTRIES = {
 
 
 @pytest.mark.parametrize("change", BAD_ENTRIES.values(), ids=list(BAD_ENTRIES))
+@pytest.mark.slow
 def test_state_field_of_the_wrong_type_is_corruption(ecr, aws_env, write_config, tmp_path, change) -> None:  # type: ignore[no-untyped-def]
     state_dir = tmp_path / "state"
     state_dir.mkdir(mode=0o700)
