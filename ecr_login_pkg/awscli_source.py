@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from .aws_errors import classify_awscli_failure
 from .config import TOKEN_LIFETIME
@@ -21,7 +22,7 @@ from .tokens import Identity, Token, call_name, decode_token
 
 
 class Children:
-    """The AWS CLI processes of one fetch, killed when the fetch stops waiting (deadline or signal)."""
+    """The AWS CLI and ``credential_process`` programs of one fetch, killed when the fetch stops waiting (deadline or signal)."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
@@ -37,6 +38,17 @@ class Children:
             )
             self._running.add(process)
             return process
+
+    def popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """``subprocess.Popen`` for botocore's ``credential_process`` provider: the program it runs
+        is tracked like an AWS CLI, so one that hangs is killed when the run stops waiting."""
+        process: subprocess.Popen[bytes] = subprocess.Popen(*args, **kwargs)
+        with self._guard:
+            if self.stopped:
+                process.kill()
+            else:
+                self._running.add(process)
+        return process
 
     def done(self, process: subprocess.Popen[bytes]) -> None:
         with self._guard:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import awscli_source
 from .aws_clients import BotoFetcher
-from .aws_errors import unexpected
+from .aws_errors import ThrottledError, unexpected
 from .errors import EcrLoginError, TemporaryError
 from .instance_region import with_instance_region
 from .logs import Log
@@ -28,6 +28,14 @@ from .tokens import Identity, Token, call_name, check_clock
 MAX_WORKERS = 8
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
+# Throttled: GetAuthorizationToken's bucket (200 calls per account and region, refilled at 20/s)
+# gives 300 calls in 15 s, so a first retry spread over 15 s serves a storm of 500 hosts;
+# later retries double the spread, up to 40 s. Full jitter, as the AWS SDKs' standard and
+# adaptive retry modes: a fleet's retries spread over the whole window, not its second half.
+THROTTLE_BASE = 15.0
+THROTTLE_CAP = 40.0
+MIN_WINDOW = 1.0  # less than this left to spread a throttled retry over: make it the last try
+LAST_CALL_ROOM = 3.0  # a last attempt starts this long before the deadline, when a delay would pass it
 LATE_GRACE = 0.5  # after the deadline, how long a worker's own (more telling) error is awaited
 
 
@@ -35,6 +43,37 @@ def backoff_delay(attempt: int, rng: Callable[[float, float], float] = random.un
     """Exponential backoff with 'equal jitter': half fixed, half random, capped."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** attempt))
     return ceiling / 2 + rng(0, ceiling / 2)
+
+
+def throttle_window(attempt: int) -> float:
+    """After throttling, the window a retry is spread over: sized by what the account's bucket refills."""
+    return min(THROTTLE_CAP, THROTTLE_BASE * (2 ** attempt))
+
+
+def retry_delay(attempt: int, throttled: bool, left: float, last: bool,
+                rng: Callable[[float, float], float] = random.uniform,
+                reserve: float = LAST_CALL_ROOM) -> tuple[float, bool] | None:
+    """Seconds to wait before the next try, with ``left`` seconds to the deadline, and whether that
+    try is the last; None: give up.
+
+    Throttled: 'full jitter' over ``throttle_window``, or over what time is left before the last
+    try's room when that is shorter (a retry after the deadline serves no one). Otherwise
+    ``backoff_delay``. When the delay would pass the deadline, or less than a second is left to
+    spread over, one last try still starts ``reserve`` (LAST_CALL_ROOM, less for a short
+    ``timeout``) before it (the time left is the run's to use), unless the try that failed was
+    that last one.
+    """
+    room = left - reserve
+    if throttled:
+        window = min(throttle_window(attempt), room)
+        delay = rng(0, window) if window >= MIN_WINDOW else room
+    else:
+        delay = backoff_delay(attempt, rng)
+    if delay < room:
+        return delay, False
+    if last or room <= 0:
+        return None
+    return room, True
 
 
 def fetch_tokens(
@@ -48,12 +87,17 @@ def fetch_tokens(
     run = _Run(timeout, log, environ)
     results = run.make_clients(identities)
     pending = [identity for identity in identities if identity not in results]
+    finished: dict[Identity, Token | EcrLoginError] = {}
     try:
         finished = in_daemon_threads(run.with_retries, pending, run.deadline + LATE_GRACE)
     finally:
         run.children.stop()  # at the deadline, or on SIGINT/SIGTERM: no AWS CLI outlives the run, no worker logs on
+        run.close(finished)
     for identity in pending:
+        waiting_for = getattr(run.clients.get(identity), "waiting_for", None)
         results[identity] = finished.get(identity) or TemporaryError(
+            f"{call_name(run.asked.get(identity, identity))}: {waiting_for} gave nothing within {timeout:g}s, "
+            "the run's timeout; stopped it" if waiting_for else
             f"{call_name(run.asked.get(identity, identity))}: no answer within {timeout:g}s, the run's timeout; "
             "gave up waiting (a silent or dripping connection?)"
         )
@@ -74,6 +118,16 @@ class _Run:
         self.asked: dict[Identity, Identity] = {}  # as planned -> with the instance's region filled in
         self.children = awscli_source.Children()
 
+    def close(self, finished: Mapping[Identity, object]) -> None:
+        """Close the clients whose workers are done (urllib3 1.x warns of unclosed sockets at exit);
+        a worker still in a call keeps its own."""
+        for identity, client in self.clients.items():
+            if identity in finished:
+                try:
+                    client.close()
+                except Exception:  # closing is tidying up: it must not cost a login
+                    pass
+
     def make_clients(self, identities: list[Identity]) -> dict[Identity, Token | EcrLoginError]:
         """A botocore client for each boto3 identity; the failures, by identity."""
         failed: dict[Identity, Token | EcrLoginError] = {}
@@ -83,7 +137,7 @@ class _Run:
                 continue
             try:
                 if self.boto is None:
-                    self.boto = BotoFetcher(self.environ)
+                    self.boto = BotoFetcher(self.environ, self.children)
                 self.asked[identity] = with_instance_region(identity, self.environ)
                 self.clients[identity] = self.boto.client(self.asked[identity], self.deadline - time.monotonic())
             except EcrLoginError as exc:
@@ -91,6 +145,12 @@ class _Run:
             except Exception as exc:  # one identity's surprise must not cost the others their logins
                 failed[identity] = unexpected(identity.describe(), exc)
         return failed
+
+    def gave_up(self, exc: Exception, tries: int, spent: float) -> TemporaryError:
+        """The last failure, and how long it was really retried (the time before the first try
+        and what the last one took are not retrying)."""
+        return TemporaryError(f"{exc} (gave up after {tries} attempt{'s' if tries != 1 else ''} over {spent:.1f}s; "
+                              f"the run's timeout: {self.timeout:g}s)")
 
     def attempt(self, identity: Identity) -> Token:
         remaining = self.deadline - time.monotonic()
@@ -102,6 +162,8 @@ class _Run:
     def with_retries(self, identity: Identity) -> Token | EcrLoginError:
         """``identity``'s token, or why not: temporary failures retried with backoff until the deadline."""
         tries = 0
+        started = time.monotonic()
+        last = False
         while True:
             tries += 1
             self.log.debug(f"requesting a token: {identity.describe()} (attempt {tries})")
@@ -111,13 +173,17 @@ class _Run:
                     check_clock(token, self.asked.get(identity, identity), self.log)
                 return token
             except TemporaryError as exc:
-                delay = backoff_delay(tries - 1)
-                if time.monotonic() + delay >= self.deadline or self.children.stopped:
-                    return TemporaryError(f"{exc} (gave up after {tries} attempts within {self.timeout:g}s)")
-                self.log.warning(f"{exc}; retrying in {delay:.1f}s")
+                now = time.monotonic()
+                wait = None if self.children.stopped else retry_delay(
+                    tries - 1, isinstance(exc, ThrottledError), self.deadline - now, last,
+                    reserve=min(LAST_CALL_ROOM, self.timeout / 4))
+                if wait is None:
+                    return self.gave_up(exc, tries, now - started)
+                delay, last = wait
+                self.log.warning(f"{exc}; retrying in {delay:.1f}s" + (" (a last try before the deadline)" if last else ""))
                 time.sleep(delay)
                 if self.children.stopped:
-                    return TemporaryError(f"{exc} (gave up after {tries} attempts within {self.timeout:g}s)")
+                    return self.gave_up(exc, tries, time.monotonic() - started)
             except EcrLoginError as exc:
                 return exc
             except Exception as exc:  # a worker's surprise is its identity's failure, not the run's

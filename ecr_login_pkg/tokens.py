@@ -100,17 +100,21 @@ def decode_token(encoded: Any, expires_at: float, proxy_endpoint: Any, what: str
 def check_clock(token: Token, identity: Identity, log: Log) -> None:
     """Say so when a fresh token's lifetime by this host's clock is far off ECR's 12 h: a clock
     hours fast makes every token look nearly expired, so every run would spend an API call
-    without a word (and hours slow, logins would be kept past their real expiry)."""
+    without a word; hours slow, every token looks longer-lived than it is, so logins are
+    refreshed later than needed and may expire before ``status`` says they will."""
     if identity.source != "boto3":
         return  # the AWS CLI prints no expiry: ours is computed from this clock
     left = token.expires_at - time.time()
     if abs(left - TOKEN_LIFETIME) <= CLOCK_TOLERANCE:
         return
     off = TOKEN_LIFETIME - left
+    fast = off > 0
+    effect = ("logins are refreshed more often than needed" if fast else
+              "logins are refreshed later than needed and expire earlier than this host thinks")
     log.warning(
         f"{call_name(identity)}: a fresh token expires in {_hours(left)} by this host's clock, but ECR tokens "
-        f"last 12h: the clock looks {'fast' if off > 0 else 'slow'} by about {_hours(abs(off))} "
-        "(check NTP: timedatectl status); until it is right, logins are refreshed more often than needed"
+        f"last 12h: the clock looks {'fast' if fast else 'slow'} by about {_hours(abs(off))} "
+        f"(check NTP: timedatectl status); until it is right, {effect}"
     )
 
 

@@ -358,6 +358,11 @@ class StandinECR:
     ``users[access_key]`` (default ``standin``) of ``accounts[0]``; temporary
     credentials are the assumed role's session. ``clock_offset`` seconds are
     added to the stand-in's clock (settable while running).
+
+    ``throttle_bucket=(capacity, refill_per_second)`` throttles GetAuthorizationToken as AWS
+    documents it (a token bucket per account and region, full at start): a call that finds
+    the bucket empty gets ``ThrottlingException`` (HTTP 400), recorded with behaviour
+    ``"throttled"``; scripted behaviours come after the bucket.
     """
 
     def __init__(
@@ -377,6 +382,7 @@ class StandinECR:
         tls: tuple[str, str] | None = None,
         users: Mapping[str, str] | None = None,
         clock_offset: float = 0.0,
+        throttle_bucket: tuple[float, float] | None = None,
     ) -> None:
         if not accounts:
             raise ValueError("accounts must name at least the default account")
@@ -393,6 +399,8 @@ class StandinECR:
         self.tls = tls
         self.users = dict(users or {})
         self.clock_offset = clock_offset
+        self.throttle_bucket = throttle_bucket
+        self._bucket: dict[str, tuple[float, float]] = {}  # region -> (tokens, when counted)
         self.calls: list[Call] = []
         #: Instance-metadata requests as "METHOD PATH" ("+token" when IMDSv2 token sent).
         self.metadata_requests: list[str] = []
@@ -732,6 +740,10 @@ class StandinECR:
                 "registryIds must be a list of 12-digit account ids",
             )
         call.registry_ids = list(registry_ids)
+        if not self._take_from_bucket(identity.region):
+            call.behaviour = "throttled"
+            status, error_type, message = _ERRORS["throttle"]
+            raise _Refusal(status, error_type, message)
         behaviour = self._next_behaviour(identity.region)
         call.behaviour = behaviour
         if self.default_delay > 0 and self._stopping.wait(self.default_delay):
@@ -783,6 +795,19 @@ class StandinECR:
                 for account in registry_ids or self.accounts[:1]
             ]
         }
+
+    def _take_from_bucket(self, region: str) -> bool:
+        """One call's token from ``region``'s bucket (always, without ``throttle_bucket``)."""
+        if self.throttle_bucket is None:
+            return True
+        capacity, rate = self.throttle_bucket
+        now = time.monotonic()
+        with self._lock:
+            tokens, counted = self._bucket.get(region, (capacity, now))
+            tokens = min(capacity, tokens + (now - counted) * rate)
+            taken = tokens >= 1
+            self._bucket[region] = (tokens - 1 if taken else tokens, now)
+        return taken
 
     def _next_behaviour(self, region: str) -> str:
         with self._lock:

@@ -23,7 +23,8 @@ import pytest
 from conftest import run_ecr_login
 
 from ecr_login_pkg import aws_clients, awscli_source
-from ecr_login_pkg.aws_errors import classify_client_error
+from ecr_login_pkg.aws_errors import ThrottledError, classify_client_error
+from ecr_login_pkg.awscli_source import Children
 from ecr_login_pkg.deadline import fetch_tokens
 from ecr_login_pkg.errors import ConfigError, DeniedError, MalformedAnswerError, TemporaryError
 from ecr_login_pkg.logs import redact
@@ -148,10 +149,10 @@ def test_key_error_in_a_worker_is_a_malformed_answer(monkeypatch) -> None:
 
 
 def test_invalid_endpoint_url_is_a_configuration_error(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = aws_clients.BotoFetcher(os.environ)
+    fetcher = aws_clients.BotoFetcher(os.environ, Children())
     for url in ("http://a b", "http://a..b", "http://[1:2:3]"):
         with pytest.raises(ConfigError) as caught:
-            fetcher.client(Identity(region="us-east-1", endpoint_url=url), 5)
+            fetcher.client(Identity(region="us-east-1", endpoint_url=url), 5).made()
         assert url in str(caught.value)
 
 
@@ -210,9 +211,9 @@ def test_a_408_is_still_temporary_and_retried(aws_env, write_config) -> None:  #
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("ThrottlingException", 400, TemporaryError),
-        ("TooManyRequestsException", 429, TemporaryError),
-        ("429", 429, TemporaryError),
+        ("ThrottlingException", 400, ThrottledError),
+        ("TooManyRequestsException", 429, ThrottledError),
+        ("429", 429, ThrottledError),
         ("408", 408, TemporaryError),
         ("ServerException", 500, TemporaryError),
         ("503", 503, TemporaryError),
@@ -301,28 +302,28 @@ def test_instance_metadata_switched_off_is_configuration(aws_env, write_config, 
 
 
 def test_each_role_identity_has_its_own_session(aws_env) -> None:  # type: ignore[no-untyped-def]
-    fetcher = aws_clients.BotoFetcher(os.environ)
-    first = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
-    second = fetcher.client(Identity(region="eu-west-1", role_arn=ROLE + "-2"), 5)
-    plain = fetcher.client(Identity(region="us-east-1"), 5)
+    fetcher = aws_clients.BotoFetcher(os.environ, Children())
+    first = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5).made()
+    second = fetcher.client(Identity(region="eu-west-1", role_arn=ROLE + "-2"), 5).made()
+    plain = fetcher.client(Identity(region="us-east-1"), 5).made()
     assert isinstance(first, aws_clients.RoleClient) and isinstance(second, aws_clients.RoleClient)
     assert first._session is not second._session
-    assert fetcher._session(None) not in (first._session, second._session)
+    assert fetcher.session(None)[0] not in (first._session, second._session)
     assert plain is not None
 
 
 def test_sts_endpoint_variables_are_ignored_when_told(aws_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     dead = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", dead)
-    fetcher = aws_clients.BotoFetcher(os.environ)
-    honoured = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
-    assert honoured._sts.meta.endpoint_url == dead
+    fetcher = aws_clients.BotoFetcher(os.environ, Children())
+    honoured = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5).made()
+    assert honoured.meta.endpoint_url == dead
     monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-    ignored = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)
-    assert "127.0.0.1" not in ignored._sts.meta.endpoint_url
+    ignored = fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5).made()
+    assert "127.0.0.1" not in ignored.meta.endpoint_url
     monkeypatch.delenv("AWS_ENDPOINT_URL_STS")
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    assert "127.0.0.1" not in fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5)._sts.meta.endpoint_url
+    assert "127.0.0.1" not in fetcher.client(Identity(region="us-east-1", role_arn=ROLE), 5).made().meta.endpoint_url
 
 
 # --- 7. masking keeps ordinary words ----------------------------------------------------------------
