@@ -85,6 +85,8 @@ def _login(address: str, raw: dict[str, object]) -> HandedLogin:
 
 def discard(state_dir: str) -> None:
     """Remove the file (no users are named any more): no copy of a login lingers for nobody."""
+    if not os.path.lexists(handoff_path(state_dir)):
+        return  # nothing to remove: a read-only file system refuses even the unlink of nothing (EROFS)
     try:
         os.unlink(handoff_path(state_dir))
     except FileNotFoundError:
