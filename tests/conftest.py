@@ -217,6 +217,19 @@ def run_ecr_login(*args: str, env: dict[str, str] | None = None, timeout: float 
     return CliResult(done.returncode, done.stdout, done.stderr)
 
 
+def errors_of(result: CliResult) -> list[str]:
+    """The run's error lines."""
+    return [line for line in result.stderr.splitlines() if ": error: " in line]
+
+
+def child_env(**changes: str) -> dict[str, str]:
+    """The test's environment for an ecr-login child process, with ``changes``, outside systemd."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **changes)
+    env.pop("JOURNAL_STREAM", None)
+    env.pop("INVOCATION_ID", None)
+    return env
+
+
 def no_traceback(result: CliResult) -> None:
     """No internal error (exit 70) and no traceback: what every bad path must avoid."""
     assert result.code != 70 and "Traceback" not in result.stderr, result

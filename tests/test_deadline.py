@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login
+from conftest import child_env, errors_of, require_tool, run_ecr_login
 
 from ecr_login_pkg.deadline import BACKOFF_BASE, BACKOFF_CAP, backoff_delay
 
@@ -26,17 +26,6 @@ FOREIGN = {
     "auths": {"ghcr.io": {"auth": base64.b64encode(b"bot:ghp_foreign").decode()}},
     "credHelpers": {"gcr.io": "gcloud"},
 }
-
-
-def errors_of(result: CliResult) -> list[str]:
-    return [line for line in result.stderr.splitlines() if ": error: " in line]
-
-
-def child_env(**changes: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **changes)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("INVOCATION_ID", None)
-    return env
 
 
 # --- #11.1 timeout bounds the whole run; #11.2 SIGINT and SIGTERM end it at once (from test_hostile) ---

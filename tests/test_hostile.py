@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, CliResult, require_tool, run_ecr_login, use_helper
+from conftest import child_env, errors_of, require_tool, run_ecr_login, use_helper
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NOBODY = 65534
@@ -44,17 +44,6 @@ def public_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def errors_of(result: CliResult) -> list[str]:
-    return [line for line in result.stderr.splitlines() if ": error: " in line]
-
-
-def child_env(**changes: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **changes)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("INVOCATION_ID", None)
-    return env
 
 
 def file_store_config(write_config, ecr, extra: str = "", stores: str = "file") -> str:  # type: ignore[no-untyped-def]
