@@ -147,6 +147,7 @@ GOOD_VALUES = {
     "lock_timeout": st.sampled_from(["0", "1s", "60"]),
     "hooks_dir": st.sampled_from(["/etc/ecr-login/hooks.d", "/srv/hooks"]),
     "hook_timeout": st.sampled_from(["1", "30s", "1h"]),
+    "users": st.sampled_from(["builder", "builder, gitlab-runner", "@ci jenkins", "root"]),
     "host": valid_hosts().map(lambda v: v[1]),
     "account": ACCOUNTS,
     "store_as": st.sampled_from(["127.0.0.1:5000", "mirror.example.org", "localhost:5001"]),
