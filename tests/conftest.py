@@ -230,6 +230,18 @@ def child_env(**changes: str) -> dict[str, str]:
     return env
 
 
+def file_store_config(write_config, ecr, extra: str = "", stores: str = "file",  # type: ignore[no-untyped-def]
+                      host: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com") -> str:
+    """A configuration for ``host`` through the stand-in ``ecr``, written with the ``write_config`` fixture."""
+    return write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = {stores}\ntimeout = 5s\n{extra}[{host}]\n")
+
+
+def file_snapshot(path: Path) -> tuple[bytes, int, int, int]:
+    """A file's bytes, owner, mode and inode: equal before and after means left untouched."""
+    info = path.stat()
+    return path.read_bytes(), info.st_uid, info.st_mode, info.st_ino
+
+
 def no_traceback(result: CliResult) -> None:
     """No internal error (exit 70) and no traceback: what every bad path must avoid."""
     assert result.code != 70 and "Traceback" not in result.stderr, result

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, no_traceback, require_tool, run_ecr_login
+from conftest import REPO_ROOT, errors_of, file_snapshot, file_store_config, no_traceback, require_tool, run_ecr_login
 
 from ecr_login_pkg import fsutil
 from ecr_login_pkg.authfile import AuthFile, JsonNumber, NotJsonError, dump_json, encode_auth, fingerprint, parse_json
@@ -511,3 +511,52 @@ def test_update_checks_the_target_once_under_the_lock(tmp_path: Path, monkeypatc
     assert stored == {HOST: fingerprint(encode_auth("AWS", "pw"))}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a group-readable file is rewritten 0600
     assert json.loads(path.read_text())["auths"]["ghcr.io"] == {"auth": "eDp5"}
+
+
+# --- pathological JSON in a store file (from test_hostile, #11.4) ------------------------------------
+
+
+def test_deeply_nested_store_file_is_refused_untouched(ecr, aws_env, write_config, request) -> None:  # type: ignore[no-untyped-def]
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    config_json = docker_dir / "config.json"
+    config_json.write_text('{"auths": {}, "x": ' + "[" * 1200 + "]" * 1200 + "}")
+    before = file_snapshot(config_json)
+    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and str(config_json) in errors[0] and "nested" in errors[0], result.stderr
+    assert file_snapshot(config_json) == before
+    request.node.user_properties.append(("observed", f"exit 78: {errors[0].split(': error: ', 1)[1]}"))
+
+
+STORE_NUMBERS = '{"auths": {}, "huge": 1e400, "tiny": 5E-324, "list": [1.0e2, -0, 0.1000, 123456789012345678901234567890], "n": 7}'
+
+
+def test_numbers_in_a_store_file_are_kept_as_written(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    config_json = docker_dir / "config.json"
+    config_json.write_text(STORE_NUMBERS)
+    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
+    assert result.code == 0, result
+    text = config_json.read_text()
+    for literal in ("1e400", "5E-324", "1.0e2", "-0", "0.1000", "123456789012345678901234567890", "7"):
+        assert f" {literal}" in text or f"\t{literal}" in text, (literal, text)
+    assert "Infinity" not in text
+    data = json.loads(text)
+    assert data["auths"][HOST]["auth"] == ecr.token()
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_constants_in_a_store_file_are_refused_untouched(ecr, aws_env, write_config, constant) -> None:  # type: ignore[no-untyped-def]
+    docker_dir = Path(aws_env["DOCKER_CONFIG"])
+    docker_dir.mkdir(mode=0o700)
+    config_json = docker_dir / "config.json"
+    config_json.write_text('{"auths": {}, "x": ' + constant + "}")
+    before = file_snapshot(config_json)
+    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and constant in errors[0] and "not valid JSON" in errors[0], result.stderr
+    assert file_snapshot(config_json) == before

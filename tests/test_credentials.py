@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO_ROOT, CliResult, require_tool
+from conftest import REPO_ROOT, CliResult, child_env, errors_of, file_store_config, require_tool, run_ecr_login
 from standin_ecr import DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, StandinECR, self_signed_certificate
 
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -544,3 +544,14 @@ def test_profile_region_is_used_when_no_variable_sets_one(aws, aws_env, write_co
     monkeypatch.setenv("AWS_PROFILE", "team-a")
     assert run(sys.executable, "--config", config).code == 0
     assert [call.region for call in aws.calls] == ["sa-east-1", "ca-central-1"]
+
+
+# --- a missing profile named by AWS_PROFILE (from test_hostile) --------------------------------------
+
+
+def test_aws_profile_from_the_environment_is_named_when_missing(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
+    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force", env=child_env(AWS_PROFILE="nosuch"))
+    assert result.code == 78, result
+    errors = errors_of(result)
+    assert len(errors) == 1 and "'nosuch'" in errors[0] and "None" not in errors[0], result.stderr
+    assert ecr.call_count == 0

@@ -1,4 +1,4 @@
-"""Hostile conditions (issue 11): other local users, pathological files, slow helpers, huge values.
+"""Hostile conditions (issue 11): other local users' locks and files, missing and slow credential helpers.
 
 Every test drives the real command as a process. Other users are real: ``setpriv`` runs a
 process as ``nobody`` (uid 65534), or a file is handed to ``nobody`` with chown, as if that
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import child_env, errors_of, require_tool, run_ecr_login, use_helper
+from conftest import child_env, errors_of, file_snapshot, file_store_config, require_tool, run_ecr_login, use_helper
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NOBODY = 65534
@@ -44,15 +44,6 @@ def public_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def file_store_config(write_config, ecr, extra: str = "", stores: str = "file") -> str:  # type: ignore[no-untyped-def]
-    return write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = {stores}\ntimeout = 5s\n{extra}[{HOST}]\n")
-
-
-def snapshot(path: Path) -> tuple[bytes, int, int, int]:
-    info = path.stat()
-    return path.read_bytes(), info.st_uid, info.st_mode, info.st_ino
 
 
 # --- #11.3 locks only this user (or root) can take ----------------------------------------
@@ -132,55 +123,6 @@ def test_a_held_run_lock_names_the_holder(ecr, aws_env, write_config, tmp_path, 
     request.node.user_properties.append(("observed", errors[0].split(": error: ", 1)[1]))
 
 
-# --- #11.4 pathological JSON in a store file --------------------------------------------------
-
-
-def test_deeply_nested_store_file_is_refused_untouched(ecr, aws_env, write_config, request) -> None:  # type: ignore[no-untyped-def]
-    docker_dir = Path(aws_env["DOCKER_CONFIG"])
-    docker_dir.mkdir(mode=0o700)
-    config_json = docker_dir / "config.json"
-    config_json.write_text('{"auths": {}, "x": ' + "[" * 1200 + "]" * 1200 + "}")
-    before = snapshot(config_json)
-    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
-    assert result.code == 78, result
-    errors = errors_of(result)
-    assert len(errors) == 1 and str(config_json) in errors[0] and "nested" in errors[0], result.stderr
-    assert snapshot(config_json) == before
-    request.node.user_properties.append(("observed", f"exit 78: {errors[0].split(': error: ', 1)[1]}"))
-
-
-NUMBERS = '{"auths": {}, "huge": 1e400, "tiny": 5E-324, "list": [1.0e2, -0, 0.1000, 123456789012345678901234567890], "n": 7}'
-
-
-def test_numbers_in_a_store_file_are_kept_as_written(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
-    docker_dir = Path(aws_env["DOCKER_CONFIG"])
-    docker_dir.mkdir(mode=0o700)
-    config_json = docker_dir / "config.json"
-    config_json.write_text(NUMBERS)
-    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
-    assert result.code == 0, result
-    text = config_json.read_text()
-    for literal in ("1e400", "5E-324", "1.0e2", "-0", "0.1000", "123456789012345678901234567890", "7"):
-        assert f" {literal}" in text or f"\t{literal}" in text, (literal, text)
-    assert "Infinity" not in text
-    data = json.loads(text)
-    assert data["auths"][HOST]["auth"] == ecr.token()
-
-
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_json_constants_in_a_store_file_are_refused_untouched(ecr, aws_env, write_config, constant) -> None:  # type: ignore[no-untyped-def]
-    docker_dir = Path(aws_env["DOCKER_CONFIG"])
-    docker_dir.mkdir(mode=0o700)
-    config_json = docker_dir / "config.json"
-    config_json.write_text('{"auths": {}, "x": ' + constant + "}")
-    before = snapshot(config_json)
-    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force")
-    assert result.code == 78, result
-    errors = errors_of(result)
-    assert len(errors) == 1 and constant in errors[0] and "not valid JSON" in errors[0], result.stderr
-    assert snapshot(config_json) == before
-
-
 # --- #11.5 files another user owns ------------------------------------------------------------
 
 
@@ -195,13 +137,13 @@ def test_root_refuses_an_auth_file_another_user_created(ecr, aws_env, write_conf
     subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "sh", "-c",
                     f"umask 022 && printf '%s' '{json.dumps(FOREIGN)}' > {auth_file}"], check=True, cwd="/")
     assert auth_file.stat().st_uid == NOBODY
-    before = snapshot(auth_file)
+    before = file_snapshot(auth_file)
     config = file_store_config(write_config, ecr, stores="containers")
     result = run_ecr_login("--config", config, "--force", env=child_env(REGISTRY_AUTH_FILE=str(auth_file)))
     assert result.code == 78, result
     errors = errors_of(result)
     assert len(errors) == 1 and str(auth_file) in errors[0] and f"owned by uid {NOBODY}" in errors[0], result.stderr
-    assert snapshot(auth_file) == before
+    assert file_snapshot(auth_file) == before
     assert ecr.password not in auth_file.read_text()
     request.node.user_properties.append(("observed", f"exit 78; {errors[0].split(': error: ', 1)[1]}"))
 
@@ -215,12 +157,12 @@ def test_a_state_file_another_user_owns_is_refused_untouched(ecr, aws_env, write
     assert run_ecr_login("--config", config, env=env).code == 0
     state_file = state_dir / "state.json"
     os.chown(state_file, NOBODY, NOBODY)
-    before = snapshot(state_file)
+    before = file_snapshot(state_file)
     result = run_ecr_login("--config", config, "--force", env=env)
     assert result.code == 78, result
     errors = errors_of(result)
     assert len(errors) == 1 and str(state_file) in errors[0] and f"owned by uid {NOBODY}" in errors[0], result.stderr
-    assert snapshot(state_file) == before
+    assert file_snapshot(state_file) == before
     assert ecr.call_count == 1  # refused before any AWS call: only the first run's
 
 
@@ -244,12 +186,12 @@ def test_metrics_file_another_user_owns_is_refused_in_a_directory_that_stays_usa
     theirs = textfile_dir / "other.prom"
     theirs.write_text("# node_exporter's own\n")
     os.chown(theirs, NOBODY, NOBODY)
-    before = snapshot(theirs)
+    before = file_snapshot(theirs)
     refused = run_ecr_login("--config", config, "--metrics-file", str(theirs), env=env)
     assert refused.code == 78, refused
     errors = errors_of(refused)
     assert len(errors) == 1 and str(theirs) in errors[0] and f"owned by uid {NOBODY}" in errors[0], refused.stderr
-    assert snapshot(theirs) == before
+    assert file_snapshot(theirs) == before
     request.node.user_properties.append(("observed", f"own file created (uid {os.geteuid()}); other's: exit 78"))
 
 
@@ -261,7 +203,7 @@ def test_missing_credential_helper_is_a_configuration_error_before_any_aws_call(
     docker_dir.mkdir(mode=0o700)
     config_json = docker_dir / "config.json"
     config_json.write_text(json.dumps({"auths": {}, "credsStore": "desktop"}))
-    before = snapshot(config_json)
+    before = file_snapshot(config_json)
     result = run_ecr_login("--config", file_store_config(write_config, ecr, stores="docker"))
     assert result.code == 78, result
     errors = errors_of(result)
@@ -269,7 +211,7 @@ def test_missing_credential_helper_is_a_configuration_error_before_any_aws_call(
     assert ecr.call_count == 0  # plan asks the store before anything is fetched
     forced = run_ecr_login("--config", file_store_config(write_config, ecr, stores="docker"), "--force")
     assert forced.code == 78 and ecr.call_count == 0, forced
-    assert snapshot(config_json) == before
+    assert file_snapshot(config_json) == before
     request.node.user_properties.append(("observed", f"exit 78, {ecr.call_count} calls: {errors[0].split(': error: ', 1)[1]}"))
 
 
@@ -280,16 +222,16 @@ def test_a_helper_gone_missing_after_a_login_stops_the_run_before_any_aws_call(e
     data = json.loads(config_json.read_text())
     data["credsStore"] = "desktop"  # copied from Docker Desktop
     config_json.write_text(json.dumps(data))
-    before, calls = snapshot(config_json), ecr.call_count
+    before, calls = file_snapshot(config_json), ecr.call_count
     result = run_ecr_login("--config", config)
     assert result.code == 78, result
     errors = errors_of(result)
     assert len(errors) == 1 and "docker-credential-desktop" in errors[0], result.stderr
     assert ecr.call_count == calls
-    assert snapshot(config_json) == before
+    assert file_snapshot(config_json) == before
 
 
-# --- #11.7 a slow credential helper, a huge value ---------------------------------------------
+# --- #11.7 a slow credential helper ---------------------------------------------------------
 
 SLOW_LIST = """
 import os, sys, time
@@ -329,62 +271,7 @@ def test_a_slow_credential_helper_list_is_bounded(  # type: ignore[no-untyped-de
     request.node.user_properties.append(("observed", f"exit 75 in {took:.1f}s, 0 calls"))
 
 
-def test_a_huge_value_is_quoted_short(write_config, aws_env) -> None:  # type: ignore[no-untyped-def]
-    config = write_config("[defaults]\nregion = " + "x" * 5_000_000 + "\n")
-    result = run_ecr_login("--config", config, "--dry-run")
-    assert result.code == 78, result
-    errors = errors_of(result)
-    assert len(errors) == 1 and "region" in errors[0], result.stderr[:2000]
-    assert len(result.stderr) < 2000, f"{len(result.stderr)} characters of stderr"
-
-
-# --- #11.4 a state file nested 1200 deep; #11.7 the smaller ones ----------------------------
-
-
-def test_a_deeply_nested_state_file_is_rebuilt_with_a_warning(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    state_dir = tmp_path / "state"
-    state_dir.mkdir(mode=0o700)
-    nested = '{"version": 1, "entries": ' + "[" * 1200 + "]" * 1200 + "}"
-    config = file_store_config(write_config, ecr)
-    env = child_env(STATE_DIRECTORY=str(state_dir))
-    for command in (["status"], ["logout"]):  # no crash (was exit 70, RecursionError, on every run)
-        (state_dir / "state.json").write_text(nested)
-        result = run_ecr_login(*command, "--config", config, env=env)
-        assert result.code != 70 and "RecursionError" not in result.stderr, result
-    (state_dir / "state.json").write_text(nested)
-    login = run_ecr_login("--config", config, env=env)
-    assert login.code == 0, login
-    assert "state file is corrupt; starting afresh" in login.stderr
-    assert json.loads((state_dir / "state.json").read_text())["entries"]
-    again = run_ecr_login("--config", config, env=env)
-    assert again.code == 0 and "corrupt" not in again.stderr and ecr.call_count == 1
-
-
-def test_aws_profile_from_the_environment_is_named_when_missing(ecr, aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
-    result = run_ecr_login("--config", file_store_config(write_config, ecr), "--force", env=child_env(AWS_PROFILE="nosuch"))
-    assert result.code == 78, result
-    errors = errors_of(result)
-    assert len(errors) == 1 and "'nosuch'" in errors[0] and "None" not in errors[0], result.stderr
-    assert ecr.call_count == 0
-
-
-def test_a_configuration_file_with_a_byte_order_mark_is_read(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = tmp_path / "ecr-login.conf"
-    config.write_bytes(f"\ufeff[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{HOST}]\n".encode())
-    result = run_ecr_login("--config", str(config), "--force")
-    assert result.code == 0, result
-    assert ecr.call_count == 1
-
-
-def test_a_configuration_file_that_is_a_fifo_is_refused_at_once(aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    fifo = tmp_path / "ecr-login.conf"
-    os.mkfifo(fifo)
-    started = time.monotonic()
-    result = run_ecr_login("--config", str(fifo), "--dry-run", timeout=60)
-    assert time.monotonic() - started < 10
-    assert result.code == 78, result
-    errors = errors_of(result)
-    assert len(errors) == 1 and str(fifo) in errors[0] and "not a regular file" in errors[0], result.stderr
+# --- #11.7 a clock far off --------------------------------------------------------------------
 
 
 def test_a_clock_far_off_is_reported_when_a_fresh_token_seems_short_lived(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
@@ -399,16 +286,3 @@ def test_a_clock_far_off_is_reported_when_a_fresh_token_seems_short_lived(aws_en
     warnings = [line for line in result.stderr.splitlines() if ": warning: " in line and "clock" in line]
     assert len(warnings) == 1, result.stderr
     assert "5h" in warnings[0] and "12h" in warnings[0], warnings[0]
-
-
-def test_shorten_keeps_both_ends_of_a_long_value_and_redacts_first() -> None:
-    from ecr_login_pkg.logs import LONGEST_LINE, redact, register_secret, shorten
-
-    path = "/var/lib/" + "d" * 400 + "/config.json"
-    line = shorten(f"{path}: cannot write")
-    assert line.startswith("/var/lib/ddd") and line.endswith("/config.json: cannot write") and "characters cut" in line
-    assert shorten("short words stay as they are") == "short words stay as they are"
-    assert len(shorten(" ".join(["word"] * 5000))) < LONGEST_LINE + 100  # many short words: the line is cut
-    secret = "s" * 150 + "-secret-" + "t" * 150
-    register_secret(secret)
-    assert secret[100:200] not in shorten(redact(f"token {secret} leaked"))  # masked whole, before any cut

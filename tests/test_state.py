@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, no_traceback, require_tool, run_ecr_login, stored_auths
+from conftest import REPO_ROOT, child_env, file_store_config, no_traceback, require_tool, run_ecr_login, stored_auths
 
 from ecr_login_pkg.errors import ConfigError
 from ecr_login_pkg.state import State
@@ -275,3 +275,25 @@ def test_null_default_host_never_stores_a_login_under_none(ecr, aws_env, write_c
     assert "corrupt" in result.stderr
     assert list(stored_auths(docker_dir)) == [HOST]
     assert "None" not in stored_auths(docker_dir)
+
+
+# --- a state file nested 1200 deep (from test_hostile, #11.4) ----------------------------------------
+
+
+def test_a_deeply_nested_state_file_is_rebuilt_with_a_warning(ecr, aws_env, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    nested = '{"version": 1, "entries": ' + "[" * 1200 + "]" * 1200 + "}"
+    config = file_store_config(write_config, ecr)
+    env = child_env(STATE_DIRECTORY=str(state_dir))
+    for command in (["status"], ["logout"]):  # no crash (was exit 70, RecursionError, on every run)
+        (state_dir / "state.json").write_text(nested)
+        result = run_ecr_login(*command, "--config", config, env=env)
+        assert result.code != 70 and "RecursionError" not in result.stderr, result
+    (state_dir / "state.json").write_text(nested)
+    login = run_ecr_login("--config", config, env=env)
+    assert login.code == 0, login
+    assert "state file is corrupt; starting afresh" in login.stderr
+    assert json.loads((state_dir / "state.json").read_text())["entries"]
+    again = run_ecr_login("--config", config, env=env)
+    assert again.code == 0 and "corrupt" not in again.stderr and ecr.call_count == 1
