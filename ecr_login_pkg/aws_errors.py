@@ -137,10 +137,9 @@ def classify_botocore_error(exc: Exception, what: str, route: Route | None = Non
             return proxy_refused(route, what)
         return classify_client_error(str(error.get("Code", "Unknown")), status, str(error.get("Message", "")), what)
     if isinstance(exc, NoCredentialsError):  # the whole chain searched, instance metadata included: set-up, not a refusal
-        return NotSetUpError(
-            f"{what}: no AWS credentials found (give this host an instance profile, AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws)"
-        )
+        from .hints import credentials_fix, serving
+
+        return NotSetUpError(f"{what}: no AWS credentials found", credentials_fix(serving()))
     if isinstance(exc, PartialCredentialsError):
         return ConfigError(redact(f"{what}: incomplete AWS credentials: {exc}"))
     if isinstance(exc, SSLError) and route is not None:
@@ -166,7 +165,9 @@ def classify_awscli_failure(returncode: int, stderr: bytes, what: str) -> EcrLog
         if f"({code})" in last:
             return DeniedError(f"{what}: {last}")
     if "Unable to locate credentials" in last:
-        return NotSetUpError(f"{what}: no AWS credentials found")
+        from .hints import credentials_fix, serving
+
+        return NotSetUpError(f"{what}: no AWS credentials found", credentials_fix(serving()))
     if "could not be found" in last and "profile" in last:
         return ConfigError(f"{what}: {last}")
     return TemporaryError(f"{what}: exit {returncode}: {last}")

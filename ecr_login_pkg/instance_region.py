@@ -28,9 +28,11 @@ def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Iden
     """
     if identity.region:
         return identity
-    how = "set 'region' in [defaults] of the configuration, AWS_REGION, or pass --region"
+    from .hints import region_fix, serving
+
+    how = region_fix(serving())
     if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
-        raise NotSetUpError(f"no AWS region: {how} (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)")
+        raise NotSetUpError("no AWS region (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)", how)
     from botocore.utils import InstanceMetadataRegionFetcher
 
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -46,7 +48,7 @@ def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Iden
 
         if on_ec2(environ):
             raise TemporaryError(f"no AWS region: instance metadata did not answer (the network may not be up yet); {how}")
-        raise NotSetUpError(f"no AWS region: this host is not on EC2 (no instance metadata): {how}")
+        raise NotSetUpError("no AWS region: this host is not on EC2 (no instance metadata)", how)
     return replace(identity, region=region)
 
 
@@ -70,12 +72,10 @@ def no_credentials(what: str, environ: Mapping[str, str], timeout: float = 2.0) 
     same. So ask it once more, with a little longer: an answer that this instance has no role
     (404) is set-up; silence, an error or a role name that came too late is temporary.
     """
+    from .hints import credentials_fix, serving
     from .readiness import on_ec2
 
-    missing = NotSetUpError(
-        f"{what}: no AWS credentials found (give this host an instance profile, AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws)"
-    )
+    missing = NotSetUpError(f"{what}: no AWS credentials found", credentials_fix(serving()))
 
     if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true" or not on_ec2(environ):
         return missing
