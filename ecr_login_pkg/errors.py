@@ -46,8 +46,8 @@ class NotSetUpError(ConfigError):
     credentials: readiness.nothing_set_up) ``login`` says so once and exits 0.
     """
 
-    def __init__(self, fact: str, fix: str = "") -> None:
-        super().__init__(f"{fact} ({fix})" if fix else fact)
+    def __init__(self, fact: str, fix: str = "", message: str | None = None) -> None:
+        super().__init__(message or (f"{fact} ({fix})" if fix else fact))
         self.fact = fact
         self.fix = fix
 

@@ -32,7 +32,8 @@ def with_instance_region(identity: Identity, environ: Mapping[str, str]) -> Iden
 
     how = region_fix(serving())
     if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
-        raise NotSetUpError("no AWS region (instance metadata is off: AWS_EC2_METADATA_DISABLED=true)", how)
+        off = "instance metadata is off: AWS_EC2_METADATA_DISABLED=true"
+        raise NotSetUpError(f"no AWS region ({off})", how, f"no AWS region: {how} ({off})")
     from botocore.utils import InstanceMetadataRegionFetcher
 
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
