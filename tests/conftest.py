@@ -156,6 +156,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    # pybuild sets http_proxy=127.0.0.1:9 to keep package builds offline; the stand-ins are on loopback.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     aws_dir = tmp_path / "aws"
     runtime_dir = tmp_path / "run"
