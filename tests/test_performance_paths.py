@@ -182,7 +182,6 @@ def test_forced_run_checks_the_certificate_on_debians_python(aws_env, write_conf
                               "[123456789012.dkr.ecr.us-east-1.amazonaws.com]\n")
         assert run(cert) == 0  # logged in over TLS
         assert aws.call_count == 1 and aws.calls[0].status == 200
-        # a certificate from another CA: refused before any request (retried as temporary, for a
-        # clock not yet set at boot, until the 3 s deadline)
-        assert run(other_cert) == 75
+        # a certificate from another CA: refused before any request, at once, as local set-up (#18.8)
+        assert run(other_cert) == 78  # an untrusted certificate is local set-up, named at once (#18.8)
         assert aws.call_count == 1
