@@ -99,3 +99,21 @@ def test_a_storm_of_real_processes_against_a_throttling_endpoint(aws_env, write_
         assert HOST in Path(tmp_path / f"host{host}" / ".docker" / "config.json").read_text()
     assert len([call for call in calls if call.behaviour != "throttled"]) == hosts
     assert len(calls) <= 3 * hosts, len(calls)
+
+
+def test_a_run_that_gives_up_used_its_time_and_says_how_long_it_retried(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
+    """503 for ever, ``timeout = 8s``: the last try starts shortly before the deadline (was: the run
+    stopped when the next delay would pass it), and the message says how long it retried (was
+    "within 8s", whatever start-up had used)."""
+    with StandinECR(password=token_password) as ecr:
+        ecr.script(["503"] * 100)
+        config = write_config(f"[defaults]\nendpoint_url = {ecr.url}\nstores = file\ntimeout = 8s\n\n[{HOST}]\n")
+        done = subprocess.run([sys.executable, "-m", "ecr_login_pkg", "--config", config], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stdin=subprocess.DEVNULL, timeout=60)
+        calls = ecr.ecr_calls()
+    assert done.returncode == 75, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert "gave up after" in line and " over " in line and "the run's timeout: 8s" in line, line
+    spent = float(line.split(" over ", 1)[1].split("s;", 1)[0])
+    assert 8 - LAST_CALL_ROOM - 1 <= spent <= 8, line
+    assert calls[-1].started_monotonic - calls[0].started_monotonic >= 8 - LAST_CALL_ROOM - 1
