@@ -12,7 +12,6 @@ from conftest import errors_of, run_ecr_login
 from ecr_login_pkg.config import Overrides, load, parse_duration
 from ecr_login_pkg.errors import ConfigError, UsageError
 
-HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 BASE_ENV = {"HOME": "/nonexistent-home", "PATH": "/nonexistent-bin"}
 
 
@@ -204,15 +203,7 @@ def test_lock_timeout_outlasts_a_slow_run_by_default(tmp_path: Path) -> None:
     assert settings.lock_timeout > settings.timeout + 60
 
 
-# --- a byte order mark, a FIFO (from test_hostile) ---------------------------------------------------
-
-
-def test_a_configuration_file_with_a_byte_order_mark_is_read(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = tmp_path / "ecr-login.conf"
-    config.write_bytes(f"\ufeff[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{HOST}]\n".encode())
-    result = run_ecr_login("--config", str(config), "--force")
-    assert result.code == 0, result
-    assert ecr.call_count == 1
+# --- a FIFO (from test_hostile) ---------------------------------------------------------------------
 
 
 def test_a_configuration_file_that_is_a_fifo_is_refused_at_once(aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]

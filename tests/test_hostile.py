@@ -286,3 +286,14 @@ def test_a_clock_far_off_is_reported_when_a_fresh_token_seems_short_lived(aws_en
     warnings = [line for line in result.stderr.splitlines() if ": warning: " in line and "clock" in line]
     assert len(warnings) == 1, result.stderr
     assert "5h" in warnings[0] and "12h" in warnings[0], warnings[0]
+
+
+# A configuration file saved by an editor that writes a byte order mark (in test_hostile, not
+# test_config: it needs the stand-in ECR and botocore, which the package builds' %check lacks).
+def test_a_configuration_file_with_a_byte_order_mark_is_read(ecr, aws_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "ecr-login.conf"
+    host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    config.write_bytes(f"\ufeff[defaults]\nendpoint_url = {ecr.url}\nstores = file\n[{host}]\n".encode())
+    result = run_ecr_login("--config", str(config), "--force")
+    assert result.code == 0, result
+    assert ecr.call_count == 1
