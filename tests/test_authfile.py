@@ -462,6 +462,7 @@ def test_empty_file_is_treated_as_no_logins(tmp_path: Path) -> None:
     assert HOST in json.loads(path.read_text())["auths"]
 
 
+@pytest.mark.root
 def test_symlinked_file_is_refused(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text("{}")

@@ -71,6 +71,7 @@ def test_a_last_try_uses_the_time_left() -> None:
     assert retry_delay(0, False, 100.0, False, lambda a, b: b) == (0.5, False)
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 def test_a_storm_of_real_processes_against_a_throttling_endpoint(aws_env, write_config, token_password, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """20 hosts at once, a bucket of 5 refilled at 1/s: all 20 log in, at most 3 calls per host
     (the AWS CLI pipeline in standard retry mode got a password for 8 of them)."""
@@ -101,6 +102,7 @@ def test_a_storm_of_real_processes_against_a_throttling_endpoint(aws_env, write_
     assert len(calls) <= 3 * hosts, len(calls)
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 def test_a_run_that_gives_up_used_its_time_and_says_how_long_it_retried(aws_env, write_config, token_password) -> None:  # type: ignore[no-untyped-def]
     """503 for ever, ``timeout = 8s``: the last try starts shortly before the deadline (was: the run
     stopped when the next delay would pass it), and the message says how long it retried (was

@@ -47,6 +47,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 @pytest.mark.parametrize("python", PYTHONS)
 def test_a_credential_process_that_hangs_is_bounded_by_timeout_and_killed(python, keyless, ecr, write_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Was: the run still going after 25 s (credentials were resolved on the main thread, outside the deadline)."""

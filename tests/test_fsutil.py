@@ -330,6 +330,7 @@ except TemporaryError as exc:
 """
 
 
+@pytest.mark.root
 def test_the_lock_is_taken_on_a_read_only_file_system(tmp_path: Path) -> None:
     as_root()
     point = tmp_path / "mnt"

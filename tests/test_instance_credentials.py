@@ -25,6 +25,7 @@ def on_ec2(aws_env, monkeypatch):  # type: ignore[no-untyped-def]
     return aws_env
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 @pytest.mark.parametrize("python", PYTHONS)
 def test_slow_instance_credentials_on_an_unconfigured_ec2_host_are_temporary(  # type: ignore[no-untyped-def]
         python, on_ec2, ecr, write_config, monkeypatch) -> None:
@@ -43,6 +44,7 @@ def test_slow_instance_credentials_on_an_unconfigured_ec2_host_are_temporary(  #
     assert not Path(on_ec2["DOCKER_CONFIG"], "config.json").exists()
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 @pytest.mark.parametrize("python", PYTHONS)
 def test_slow_instance_credentials_with_a_registry_configured_are_temporary(python, on_ec2, ecr, write_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A registry configured: was 78 "no AWS credentials found (give this host an instance profile ...)"."""

@@ -200,6 +200,7 @@ def test_a_4xx_retrying_cannot_fix_fails_at_once_as_configuration(
     assert not Path(aws_env["DOCKER_CONFIG"], "config.json").exists()
 
 
+@pytest.mark.slow  # waits out a timeout (or a throttled bucket): not in make test-fast
 def test_a_408_is_still_temporary_and_retried(aws_env, write_config) -> None:  # type: ignore[no-untyped-def]
     with FixedServer(408, b"", "text/plain") as slow:
         config = write_config(f"[defaults]\nendpoint_url = {slow.url}\nstores = file\ntimeout = 2\n[{HOST}]\n")
