@@ -31,10 +31,15 @@ class Consumer:
 
 @dataclass(frozen=True)
 class Problem:
-    """Why a named user cannot be served: one ``status``/``doctor`` line."""
+    """Why a named user cannot be served: one ``status``/``doctor`` line, the fact and its fix."""
 
     user: str
-    message: str
+    fact: str
+    fix: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.fact} ({self.fix})"
 
 
 def resolve(users: tuple[str, ...], where: str) -> tuple[list[Consumer], list[Problem]]:
@@ -68,13 +73,13 @@ def _group_members(group: str, where: str) -> tuple[list[str], Problem | None]:
     try:
         entry = grp.getgrnam(group)
     except KeyError:
-        return [], Problem(f"@{group}", f"{where}: group '{group}' does not exist (create it with groupadd, "
-                           "or correct the name)")
+        return [], Problem(f"@{group}", f"{where}: group '{group}' does not exist",
+                           "create it with groupadd, or correct the name")
     names = list(entry.gr_mem)
     names += sorted(user.pw_name for user in pwd.getpwall() if user.pw_gid == entry.gr_gid and user.pw_name not in names)
     if not names:
-        return [], Problem(f"@{group}", f"{where}: group '{group}' has no members (add the build users to it, "
-                           "or name them)")
+        return [], Problem(f"@{group}", f"{where}: group '{group}' has no members",
+                           "add the build users to it, or name them")
     return names, None
 
 
@@ -83,12 +88,12 @@ def _user(name: str, where: str, entry: str) -> tuple[Consumer | None, Problem |
     try:
         record = pwd.getpwnam(name)
     except KeyError:
-        return None, Problem(name, f"{where}: user '{name}'{through} does not exist (create it with useradd, "
-                             "or correct the name)")
+        return None, Problem(name, f"{where}: user '{name}'{through} does not exist",
+                             "create it with useradd, or correct the name")
     home = record.pw_dir
     if not home or not os.path.isabs(home) or not os.path.isdir(home):
-        return None, Problem(name, f"{where}: user '{name}'{through} has no home directory "
-                             f"({home or 'none set'}; create it: mkhomedir_helper {name})")
+        return None, Problem(name, f"{where}: user '{name}'{through} has no home directory {home or 'set'}",
+                             f"create it: mkhomedir_helper {name}")
     return Consumer(name, record.pw_uid, record.pw_gid, home), None
 
 

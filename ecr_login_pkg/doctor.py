@@ -105,7 +105,7 @@ def run_doctor(loaded: Settings | EcrLoginError, environ: Mapping[str, str], as_
         served = serving(loaded.users)
         _diagnose(loaded, environ, report, served)
         if served.user in ("root", paths.SERVICE_USER):
-            _check_users(loaded, report)
+            _check_users(loaded, environ, report)
     _check_timer(report, served)
     return report.exit_code, _render(report, as_json)
 
@@ -129,19 +129,29 @@ def _diagnose(settings: Settings, environ: Mapping[str, str], report: _Report, s
     _check_state(settings, report)
 
 
-def _check_users(settings: Settings, report: _Report) -> None:
-    """The users named in ``users`` exist and have a home; no per-user timer names a missing user."""
+def _check_users(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:
+    """The users named in ``users`` exist and have a home, and (as root, reading each user's
+    record as that user) none has a store file the login cannot be written to; no per-user
+    timer names a missing user."""
+    import os
+
     from .consumers import resolve
     from .hints import user_timer_problems
+    from .status import rows_of_users
 
     consumers, problems = resolve(settings.users, settings.users_line)
     for problem in problems:
-        report.failed(f"user {problem.user}", problem.message, "create the user, or correct 'users'", EX_CONFIG)
+        report.failed(f"user {problem.user}", problem.fact, problem.fix, EX_CONFIG)
     for line in user_timer_problems():
         report.failed("per-user timer", line, "create the user, or disable the timer", EX_CONFIG)
-    if consumers:
-        report.ok("users", "logins handed to " + ", ".join(consumer.name for consumer in consumers)
-                  + f" ({settings.users_line.split(': ')[0]})")
+    rows = rows_of_users(consumers, settings, environ)[0] if os.geteuid() == 0 else []
+    unusable = [row for row in rows if row["status"] == "store-error"]
+    for row in unusable:
+        report.failed(f"user {row['user']}", f"{row['registry']} ({row['store']}): {row['last_error']}",
+                      f"as {row['user']}, do what the message says; the next run writes the login", EX_CONFIG)
+    served = [consumer.name for consumer in consumers if consumer.name not in {row["user"] for row in unusable}]
+    if served:
+        report.ok("users", "logins handed to " + ", ".join(served) + f" ({settings.users_line.split(': ')[0]})")
 
 
 def _check_configuration(settings: Settings, environ: Mapping[str, str], report: _Report) -> None:

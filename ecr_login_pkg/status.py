@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from . import paths
 from .config import Settings
@@ -19,6 +20,9 @@ from .hints import SEE_DOCTOR, serving, user_timer_problems
 from .plan import format_duration, format_time, known_pairs, standing
 from .readiness import missing
 from .state import State, placeholder_address
+
+if TYPE_CHECKING:
+    from .consumers import Consumer
 
 
 def collect(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, object]]:
@@ -65,7 +69,7 @@ def rows_of_every_user(settings: Settings, environ: Mapping[str, str]) -> tuple[
     import os
 
     from .asuser import ChildError, run_as, user_environment
-    from .consumers import resolve, service_account, user_settings
+    from .consumers import resolve, service_account
 
     if os.geteuid() != 0:
         raise UsageError("status --all reads every user's files, as each of them: run it as root "
@@ -74,16 +78,31 @@ def rows_of_every_user(settings: Settings, environ: Mapping[str, str]) -> tuple[
     service, state_dir = service_account(environ)
     consumers, problems = resolve(settings.users, settings.users_line)
     lines = [problem.message for problem in problems] + user_timer_problems()
+    env = user_environment(service, path)
+    mine = replace(settings, state_dir=state_dir, docker_config_file=paths.docker_config_file(env, settings.docker_config_dir))
+    try:
+        rows = [{"user": service.name, **row} for row in run_as(service, partial(collect, mine, env))]
+    except ChildError as exc:
+        rows, lines = [], [*lines, f"{service.name}: {exc}"]
+    others, failed = rows_of_users([c for c in consumers if c.name != service.name], settings, environ)
+    return rows + others, lines + failed
+
+
+def rows_of_users(consumers: list[Consumer], settings: Settings,
+                  environ: Mapping[str, str]) -> tuple[list[dict[str, object]], list[str]]:
+    """As root: the rows of each named user, read as that user, and the users that could not be read."""
+    import os
+
+    from .asuser import ChildError, run_as, user_environment
+    from .consumers import user_settings
+
+    path = environ.get("PATH", os.defpath)
     rows: list[dict[str, object]] = []
-    for consumer in [service, *(c for c in consumers if c.name != service.name)]:
+    lines: list[str] = []
+    for consumer in consumers:
         env = user_environment(consumer, path)
-        if consumer is service:
-            mine = replace(settings, state_dir=state_dir,
-                           docker_config_file=paths.docker_config_file(env, settings.docker_config_dir))
-        else:
-            mine = user_settings(settings, env)
         try:
-            found = run_as(consumer, partial(collect, mine, env))
+            found = run_as(consumer, partial(collect, user_settings(settings, env), env))
         except ChildError as exc:
             lines.append(f"{consumer.name}: {exc}")
             continue

@@ -216,7 +216,8 @@ def test_a_missing_user_is_one_line_and_the_others_are_served(world: World) -> N
     assert sum(ghost in line for line in every.stdout.splitlines()) == 1
     doctor = world.run("doctor", "--json")
     checks = {check["check"]: check for check in json.loads(doctor.stdout)["checks"]}
-    assert checks[f"user {ghost}"]["status"] == "failed" and "useradd" in checks[f"user {ghost}"]["detail"]
+    assert checks[f"user {ghost}"]["status"] == "failed" and "does not exist" in checks[f"user {ghost}"]["detail"]
+    assert "useradd" in checks[f"user {ghost}"]["fix"], "doctor gives the fix as its fix, not inside the fact"
 
 
 def test_a_group_names_its_members(world: World) -> None:
@@ -402,3 +403,40 @@ def test_the_metrics_have_a_series_per_user(world: World) -> None:
     # The login step's own write (nothing due) keeps the users' series.
     assert world.login_as_service().returncode == 0
     assert f'user="{builder}"' in (metrics / "ecr-login.prom").read_text()
+
+
+def test_a_user_without_a_home_or_with_an_unusable_store_file_is_one_line_each(world: World) -> None:
+    builder, runner, homeless = world.user("builder"), world.user("runner"), world.user("homeless")
+    _useradd(homeless, world.base / "home" / homeless)  # no --create-home: the home does not exist
+    try:
+        world.docker_config("builder").parent.mkdir(mode=0o700)
+        world.docker_config("builder").write_text("{not json")
+        subprocess.run(["chown", "-R", f"{builder}:{builder}", str(world.docker_config("builder").parent)], check=True)
+        world.write_config(f"{builder}, {runner}, {homeless}")
+        assert world.login_as_service().returncode == 0
+
+        delivered = world.deliver()
+        assert delivered.returncode == 78, delivered
+        errors = [line for line in delivered.stderr.splitlines() if ": error: " in line]
+        assert len(errors) == 2, delivered.stderr
+        assert any(f"{world.config}:4: [defaults] users" in e and homeless in e and "mkhomedir_helper" in e
+                   for e in errors), errors
+        assert any(builder in e and "not valid JSON" in e for e in errors), errors
+        assert world.docker_config("builder").read_text() == "{not json", "an unusable file must stay as it was"
+        assert world.registry.address in _auths(world.docker_config("runner")), "the other users are still served"
+
+        every = world.run("status", "--all", env={"STATE_DIRECTORY": str(world.state_dir)})
+        assert every.returncode == 2, every
+        assert sum(homeless in line for line in every.stdout.splitlines()) == 1, every.stdout
+        assert [line.split()[3] for line in every.stdout.splitlines() if line.startswith(builder)] == ["store-error"]
+
+        doctor = world.run("doctor", "--json")
+        assert doctor.returncode == 78, doctor
+        checks = {check["check"]: check for check in json.loads(doctor.stdout)["checks"]}
+        assert checks[f"user {homeless}"]["status"] == "failed"
+        assert "mkhomedir_helper" in checks[f"user {homeless}"]["fix"], checks[f"user {homeless}"]
+        assert checks[f"user {builder}"]["status"] == "failed"
+        assert "not valid JSON" in checks[f"user {builder}"]["detail"], checks[f"user {builder}"]
+        assert checks["users"]["status"] == "ok" and checks["users"]["detail"].startswith(f"logins handed to {runner} ")
+    finally:
+        subprocess.run(["userdel", "--force", homeless], capture_output=True, check=False)
