@@ -440,3 +440,19 @@ def test_a_user_without_a_home_or_with_an_unusable_store_file_is_one_line_each(w
         assert checks["users"]["status"] == "ok" and checks["users"]["detail"].startswith(f"logins handed to {runner} ")
     finally:
         subprocess.run(["userdel", "--force", homeless], capture_output=True, check=False)
+
+
+def test_a_user_whose_record_cannot_be_read_is_a_doctor_failure_not_ok(world: World) -> None:
+    builder, runner = world.user("builder"), world.user("runner")
+    world.write_config(f"{builder}, {runner}")
+    assert world.login_as_service().returncode == 0 and world.deliver().returncode == 0
+    state = world.home("builder") / ".local" / "state" / "ecr-login" / "state.json"
+    state.unlink()
+    os.mkfifo(state)
+    os.chown(state, pwd.getpwnam(builder).pw_uid, pwd.getpwnam(builder).pw_gid)
+    doctor = world.run("doctor", "--json")
+    assert doctor.returncode == 78, doctor
+    checks = {check["check"]: check for check in json.loads(doctor.stdout)["checks"]}
+    assert checks[f"user {builder}"]["status"] == "failed" and "not a regular file" in checks[f"user {builder}"]["detail"]
+    assert checks["users"]["detail"].startswith(f"logins handed to {runner} "), checks["users"]
+    assert stat.S_ISFIFO(state.lstat().st_mode), "doctor leaves the FIFO as it is"
