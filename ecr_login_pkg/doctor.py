@@ -144,15 +144,15 @@ def _check_users(settings: Settings, environ: Mapping[str, str], report: _Report
         report.failed(f"user {problem.user}", problem.fact, problem.fix, EX_CONFIG)
     for line in user_timer_problems():
         report.failed("per-user timer", line, "create the user, or disable the timer", EX_CONFIG)
-    rows, unread = rows_of_users(consumers, settings, environ) if os.geteuid() == 0 else ([], [])
-    for line in unread:
-        report.failed(f"user {line.split(':', 1)[0]}", line, "see the message; 'sudo ecr-login status --all' shows the same",
+    rows, unread = rows_of_users(consumers, settings, environ) if os.geteuid() == 0 else ([], {})
+    for name, why in unread.items():
+        report.failed(f"user {name}", f"{name}: {why}", "see the message; 'sudo ecr-login status --all' shows the same",
                       EX_CONFIG)
     unusable = [row for row in rows if row["status"] == "store-error"]
     for row in unusable:
         report.failed(f"user {row['user']}", f"{row['registry']} ({row['store']}): {row['last_error']}",
                       f"as {row['user']}, do what the message says; the next run writes the login", EX_CONFIG)
-    failing = {row["user"] for row in unusable} | {line.split(":", 1)[0] for line in unread}
+    failing = {row["user"] for row in unusable} | set(unread)
     served = [consumer.name for consumer in consumers if consumer.name not in failing]
     if served:
         report.ok("users", "logins handed to " + ", ".join(served) + f" ({settings.users_line.split(': ')[0]})")

@@ -68,7 +68,7 @@ def rows_of_every_user(settings: Settings, environ: Mapping[str, str]) -> tuple[
     (asuser.py: root never opens a user's files), and the lines about users who cannot be served."""
     import os
 
-    from .asuser import ChildError, run_as, user_environment
+    from .asuser import user_environment
     from .consumers import resolve, service_account
 
     if os.geteuid() != 0:
@@ -80,34 +80,39 @@ def rows_of_every_user(settings: Settings, environ: Mapping[str, str]) -> tuple[
     lines = [problem.message for problem in problems] + user_timer_problems()
     env = user_environment(service, path)
     mine = replace(settings, state_dir=state_dir, docker_config_file=paths.docker_config_file(env, settings.docker_config_dir))
-    try:
-        rows = [{"user": service.name, **row} for row in run_as(service, partial(collect, mine, env))]
-    except ChildError as exc:
-        rows, lines = [], [*lines, f"{service.name}: {exc}"]
-    others, failed = rows_of_users([c for c in consumers if c.name != service.name], settings, environ)
-    return rows + others, lines + failed
+    rows, unread = _read_as_each([(service, mine, env)])
+    others, unread_others = rows_of_users([c for c in consumers if c.name != service.name], settings, environ)
+    return rows + others, lines + [f"{name}: {why}" for name, why in {**unread, **unread_others}.items()]
 
 
 def rows_of_users(consumers: list[Consumer], settings: Settings,
-                  environ: Mapping[str, str]) -> tuple[list[dict[str, object]], list[str]]:
-    """As root: the rows of each named user, read as that user, and the users that could not be read."""
+                  environ: Mapping[str, str]) -> tuple[list[dict[str, object]], dict[str, str]]:
+    """As root: the rows of each named user, read as that user, and why a user's could not be read."""
     import os
 
-    from .asuser import ChildError, run_as, user_environment
+    from .asuser import user_environment
     from .consumers import user_settings
 
     path = environ.get("PATH", os.defpath)
-    rows: list[dict[str, object]] = []
-    lines: list[str] = []
+    readers = []
     for consumer in consumers:
         env = user_environment(consumer, path)
+        readers.append((consumer, user_settings(settings, env), env))
+    return _read_as_each(readers)
+
+
+def _read_as_each(readers: list[tuple[Consumer, Settings, dict[str, str]]]) -> tuple[list[dict[str, object]], dict[str, str]]:
+    """Each reader's rows, collected in a child running as that user (asuser.py)."""
+    from .asuser import ChildError, run_as
+
+    rows: list[dict[str, object]] = []
+    unread: dict[str, str] = {}
+    for consumer, mine, env in readers:
         try:
-            found = run_as(consumer, partial(collect, user_settings(settings, env), env))
+            rows += [{"user": consumer.name, **row} for row in run_as(consumer, partial(collect, mine, env))]
         except ChildError as exc:
-            lines.append(f"{consumer.name}: {exc}")
-            continue
-        rows += [{"user": consumer.name, **row} for row in found]
-    return rows, lines
+            unread[consumer.name] = str(exc)
+    return rows, unread
 
 
 def show(settings: Settings, environ: Mapping[str, str], as_json: bool, every_user: bool = False) -> tuple[int, str]:
